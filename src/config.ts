@@ -1,0 +1,90 @@
+/**
+ * Environment → one typed, validated Config. A bad value stops start-up with one line naming the
+ * variable (ConfigError), never a stack trace.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+export interface Config {
+  port: number;
+  host: string;
+  /** Without a trailing slash. */
+  publicUrl: string;
+  mongodbUri: string | null;
+  dataDir: string;
+  bootstrapToken: string | null;
+  bootstrapPassword: string | null;
+  /** Null until resolved: with the embedded store it is generated and kept in the data dir. */
+  secretKey: string | null;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  workers: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, problem: string) {
+    super(`${variable}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const optional = (value: string | undefined): string | undefined => (value === undefined || value === '' ? undefined : value);
+
+const rules = {
+  PORT: z.coerce.number().int().min(0).max(65535),
+  HOST: z.string().min(1),
+  TESSERA_PUBLIC_URL: z.url({ protocol: /^https?$/ }).refine((u) => !u.includes('?') && !u.includes('#'), 'must not have a query or fragment'),
+  TESSERA_MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://'),
+  TESSERA_DATA_DIR: z.string().min(1),
+  TESSERA_BOOTSTRAP_TOKEN: z.string().min(16, 'must be at least 16 characters').max(512).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'),
+  TESSERA_BOOTSTRAP_PASSWORD: z.string().min(8, 'must be at least 8 characters').max(1024),
+  TESSERA_SECRET_KEY: z.string().min(32, 'must be at least 32 characters (for example: openssl rand -base64 48)'),
+  TESSERA_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  TESSERA_WORKERS: z.coerce.number().int().min(1).max(64),
+} as const;
+
+function read<K extends keyof typeof rules>(env: NodeJS.ProcessEnv, name: K, fallback?: string): z.infer<(typeof rules)[K]> | undefined {
+  const raw = optional(env[name]) ?? fallback;
+  if (raw === undefined) return undefined;
+  const result = rules[name].safeParse(raw);
+  if (!result.success) throw new ConfigError(name, result.error.issues[0]?.message ?? 'invalid value');
+  return result.data as z.infer<(typeof rules)[K]>;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const port = read(env, 'PORT', '9000')!;
+  const mongodbUri = read(env, 'TESSERA_MONGODB_URI') ?? null;
+  const secretKey = read(env, 'TESSERA_SECRET_KEY') ?? null;
+  if (mongodbUri && !secretKey) {
+    throw new ConfigError('TESSERA_SECRET_KEY', 'is required with TESSERA_MONGODB_URI (every node must share it)');
+  }
+  const publicUrl = read(env, 'TESSERA_PUBLIC_URL', `http://localhost:${port}`)!.replace(/\/+$/, '');
+  return {
+    port,
+    host: read(env, 'HOST', '0.0.0.0')!,
+    publicUrl,
+    mongodbUri,
+    dataDir: path.resolve(read(env, 'TESSERA_DATA_DIR', './data')!),
+    bootstrapToken: read(env, 'TESSERA_BOOTSTRAP_TOKEN') ?? null,
+    bootstrapPassword: read(env, 'TESSERA_BOOTSTRAP_PASSWORD') ?? null,
+    secretKey,
+    logLevel: read(env, 'TESSERA_LOG_LEVEL', 'info')!,
+    workers: read(env, 'TESSERA_WORKERS', '1')!,
+  };
+}
+
+/** With the embedded store, a secret key is generated once and kept (mode 600) beside the data. */
+export function resolveSecretKey(config: Config): string {
+  if (config.secretKey) return config.secretKey;
+  const file = path.join(config.dataDir, 'secret.key');
+  if (existsSync(file)) {
+    const key = readFileSync(file, 'utf8').trim();
+    if (key.length < 32) throw new ConfigError('TESSERA_SECRET_KEY', `the key kept in ${file} is too short; remove it or set the variable`);
+    return key;
+  }
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const key = randomBytes(48).toString('base64url');
+  writeFileSync(file, `${key}\n`, { mode: 0o600, flag: 'wx' });
+  return key;
+}

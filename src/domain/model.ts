@@ -1,0 +1,170 @@
+/**
+ * The aggregates Tessera keeps. Plain values: no mongoose documents, no Koa, no GraphQL types.
+ * Every record has a string `id` (a random UUID unless noted) and `createdAt`.
+ */
+import type { JWK } from 'jose';
+
+export type ClientType = 'CONFIDENTIAL' | 'PUBLIC';
+export const GRANT_TYPES = ['DEVICE_CODE', 'CLIENT_CREDENTIALS', 'PASSWORD', 'REFRESH_TOKEN'] as const;
+export type GrantType = (typeof GRANT_TYPES)[number];
+export const SIGNING_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'] as const;
+export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+export const USER_TYPES = ['INTERNAL', 'EXTERNAL', 'SERVICE_ACCOUNT', 'GENERATED_SERVICE_ACCOUNT'] as const;
+export type UserType = (typeof USER_TYPES)[number];
+export const USER_CODE_CHARSETS = ['BASE20', 'NUMERIC', 'ALPHANUMERIC', 'CUSTOM'] as const;
+export type UserCodeCharset = (typeof USER_CODE_CHARSETS)[number];
+
+export interface DeviceFlowSettings {
+  userCodeCharset: UserCodeCharset;
+  /** Only for CUSTOM. */
+  userCodeAlphabet: string | null;
+  userCodeLength: number;
+  codeLifetimeSeconds: number;
+  pollIntervalSeconds: number;
+  verificationUri: string | null;
+  requirePkce: boolean;
+}
+
+export interface Provider {
+  id: string;
+  name: string;
+  slug: string;
+  accessTokenLifetimeSeconds: number;
+  refreshTokenLifetimeSeconds: number;
+  signingAlgorithm: SigningAlgorithm;
+  deviceFlow: DeviceFlowSettings;
+  federatedSourceIds: string[];
+  federatedProviderIds: string[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface Client {
+  id: string;
+  providerId: string;
+  name: string;
+  /** Unique across the server: the global endpoints find the provider through it. */
+  clientId: string;
+  type: ClientType;
+  grantTypes: GrantType[];
+  allowedScopes: string[];
+  /** SHA-256 (hex) of the client secret; null for public clients. */
+  secretHash: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface User {
+  id: string;
+  username: string;
+  name: string | null;
+  email: string | null;
+  type: UserType;
+  isActive: boolean;
+  isAdmin: boolean;
+  attributes: Record<string, unknown>;
+  /** argon2id hash of the login password; null when the user cannot sign in with a password. */
+  passwordHash: string | null;
+  /** Generated service accounts expire with the JWT that created them. */
+  expiresAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface AppPassword {
+  id: string;
+  userId: string;
+  description: string | null;
+  /** SHA-256 (hex) of the secret: app passwords are high-entropy, so a fast hash is enough and allows lookup. */
+  secretHash: string;
+  expiresAt: Date | null;
+  lastUsedAt: Date | null;
+  createdAt: Date;
+}
+
+export interface SigningKey {
+  /** The JWK `kid`. */
+  id: string;
+  providerId: string;
+  algorithm: SigningAlgorithm;
+  publicJwk: JWK;
+  /** The private JWK, encrypted as a compact JWE (dir + A256GCM) under a key derived from TESSERA_SECRET_KEY. */
+  encryptedPrivateJwk: string;
+  /** The key new tokens are signed with; older keys stay published until removed. */
+  active: boolean;
+  createdAt: Date;
+}
+
+export interface FederatedSource {
+  id: string;
+  name: string;
+  slug: string;
+  issuer: string | null;
+  audience: string | null;
+  jwksUrl: string | null;
+  oidcDiscoveryUrl: string | null;
+  /** Raw JWKS given by the admin, or the last set fetched. */
+  jwks: { keys: JWK[] } | null;
+  keysFetchedAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type DeviceAuthorizationStatus = 'pending' | 'approved' | 'denied' | 'exchanged';
+
+export interface DeviceAuthorization {
+  id: string;
+  /** SHA-256 (hex) of the device_code; the code itself is never stored. */
+  deviceCodeHash: string;
+  /** The user code without dashes or spaces, upper-cased where the charset allows. */
+  userCode: string;
+  clientId: string;
+  providerId: string;
+  scopes: string[];
+  codeChallenge: string | null;
+  codeChallengeMethod: 'S256' | 'plain' | null;
+  status: DeviceAuthorizationStatus;
+  /** Current polling interval; each slow_down adds 5 s (RFC 8628 §3.5). */
+  intervalSeconds: number;
+  /** Epoch ms before which a poll is too early; null until the first poll. */
+  nextPollAt: number | null;
+  userId: string | null;
+  decidedAt: Date | null;
+  expiresAt: Date;
+  createdAt: Date;
+}
+
+export interface RefreshToken {
+  id: string;
+  /** SHA-256 (hex) of the refresh token. */
+  tokenHash: string;
+  /** All tokens descending from one grant share a family; reuse of a spent token revokes it whole. */
+  familyId: string;
+  clientId: string;
+  providerId: string;
+  userId: string;
+  scopes: string[];
+  /** Set once when the token is exchanged for a new one. */
+  usedAt: Date | null;
+  revokedAt: Date | null;
+  expiresAt: Date;
+  createdAt: Date;
+}
+
+export interface RevokedToken {
+  /** The access token's jti. */
+  id: string;
+  /** When the token would have expired anyway; the record may be dropped after that. */
+  expiresAt: Date;
+  createdAt: Date;
+}
+
+export interface AuditEvent {
+  id: string;
+  action: string;
+  requestId: string | null;
+  clientId: string | null;
+  username: string | null;
+  context: Record<string, unknown>;
+  createdAt: Date;
+}

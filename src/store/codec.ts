@@ -1,0 +1,58 @@
+/** Translation between domain records and stored documents, shared by both adapters. */
+import type { CollectionSpec } from './specs.js';
+import type { Filter, FindOptions, Update } from './ports.js';
+
+type Doc = Record<string, unknown>;
+
+export function toStored(record: { id: string }, spec: CollectionSpec): Doc {
+  const { id, ...rest } = record as { id: string } & Doc;
+  const doc: Doc = { _id: id, ...rest };
+  for (const field of spec.json ?? []) {
+    if (field in doc) doc[field] = doc[field] === undefined ? null : JSON.stringify(doc[field]);
+  }
+  return doc;
+}
+
+export function fromStored<T>(doc: Doc | null | undefined, spec: CollectionSpec): T | null {
+  if (!doc) return null;
+  const { _id, __v: _version, ...rest } = doc;
+  const record: Doc = { id: String(_id), ...rest };
+  for (const field of spec.json ?? []) {
+    const value = record[field];
+    record[field] = typeof value === 'string' ? JSON.parse(value) : (value ?? null);
+  }
+  return record as T;
+}
+
+const renameId = (key: string): string => (key === 'id' ? '_id' : key);
+
+export function toStoredFilter(filter: Filter): Doc {
+  const out: Doc = {};
+  for (const [key, value] of Object.entries(filter)) {
+    if (value === undefined) continue;
+    if (key === '$or') out.$or = (value as Filter[]).map(toStoredFilter);
+    else out[renameId(key)] = value;
+  }
+  return out;
+}
+
+export function toStoredUpdate(update: Update, spec: CollectionSpec): Doc {
+  const out: Doc = {};
+  for (const [op, fields] of Object.entries(update)) {
+    if (!fields) continue;
+    const mapped: Doc = {};
+    for (const [field, value] of Object.entries(fields as Doc)) {
+      if (field === 'id') throw new Error('the id of a record cannot change');
+      mapped[field] = op === '$set' && spec.json?.includes(field) ? JSON.stringify(value ?? null) : value;
+    }
+    out[op] = mapped;
+  }
+  return out;
+}
+
+export function toStoredSort(sort: FindOptions['sort']): Record<string, 1 | -1> | undefined {
+  if (!sort) return undefined;
+  const out: Record<string, 1 | -1> = {};
+  for (const [key, direction] of Object.entries(sort)) out[renameId(key)] = direction;
+  return out;
+}

@@ -1,0 +1,123 @@
+/**
+ * The MongoDB store, through mongoose. One model per collection, with the indexes of
+ * COLLECTION_SPECS: unique keys, TTL indexes for expiring records, lookup indexes. Schemas are
+ * non-strict because the domain owns the shape of records; mongoose is here for connection
+ * management, index building and models, not for validation.
+ */
+import mongoose, { type Connection, type Model } from 'mongoose';
+import type { DocumentCollection, Filter, FindOptions, StoreAdapter, Update } from '../ports.js';
+import { COLLECTION_NAMES, COLLECTION_SPECS, type CollectionSpec } from '../specs.js';
+import { ConflictError, StoreUnavailableError } from '../errors.js';
+import { fromStored, toStored, toStoredFilter, toStoredSort, toStoredUpdate } from '../codec.js';
+
+type Doc = Record<string, unknown>;
+
+function duplicateKeyField(error: unknown): string | null {
+  const e = error as { code?: number; keyPattern?: Record<string, unknown> } | null;
+  if (!e || e.code !== 11000) return null;
+  const field = Object.keys(e.keyPattern ?? {})[0] ?? 'unique key';
+  return field === '_id' ? 'id' : field;
+}
+
+class MongoCollection<T extends { id: string }> implements DocumentCollection<T> {
+  constructor(private readonly name: string, private readonly model: Model<Doc>, private readonly spec: CollectionSpec) {}
+
+  private rethrow(error: unknown): never {
+    const field = duplicateKeyField(error);
+    if (field) throw new ConflictError(this.name, field);
+    throw error;
+  }
+
+  async insert(doc: T): Promise<T> {
+    try {
+      await this.model.collection.insertOne(toStored(doc, this.spec) as Doc & { _id: never });
+      return doc;
+    } catch (error) {
+      return this.rethrow(error);
+    }
+  }
+
+  async findOne(filter: Filter): Promise<T | null> {
+    return fromStored<T>(await this.model.collection.findOne(toStoredFilter(filter)), this.spec);
+  }
+
+  async find(filter: Filter, options: FindOptions = {}): Promise<T[]> {
+    let cursor = this.model.collection.find(toStoredFilter(filter));
+    const sort = toStoredSort(options.sort);
+    if (sort) cursor = cursor.sort(sort);
+    if (options.skip) cursor = cursor.skip(options.skip);
+    if (options.limit !== undefined) cursor = cursor.limit(options.limit);
+    const docs = await cursor.toArray();
+    return docs.map((doc) => fromStored<T>(doc, this.spec)!);
+  }
+
+  async count(filter: Filter): Promise<number> {
+    return this.model.collection.countDocuments(toStoredFilter(filter));
+  }
+
+  async updateOne(filter: Filter, update: Update): Promise<T | null> {
+    try {
+      const doc = await this.model.collection.findOneAndUpdate(toStoredFilter(filter), toStoredUpdate(update, this.spec), {
+        returnDocument: 'after', includeResultMetadata: false,
+      });
+      return fromStored<T>(doc as Doc | null, this.spec);
+    } catch (error) {
+      return this.rethrow(error);
+    }
+  }
+
+  async updateMany(filter: Filter, update: Update): Promise<number> {
+    try {
+      const result = await this.model.collection.updateMany(toStoredFilter(filter), toStoredUpdate(update, this.spec));
+      return result.modifiedCount;
+    } catch (error) {
+      return this.rethrow(error);
+    }
+  }
+
+  async deleteOne(filter: Filter): Promise<boolean> {
+    return (await this.model.collection.deleteOne(toStoredFilter(filter))).deletedCount > 0;
+  }
+
+  async deleteMany(filter: Filter): Promise<number> {
+    return (await this.model.collection.deleteMany(toStoredFilter(filter))).deletedCount;
+  }
+}
+
+function schemaFor(spec: CollectionSpec): mongoose.Schema {
+  const schema = new mongoose.Schema({ _id: String }, { strict: false, versionKey: false, autoIndex: false });
+  for (const field of spec.unique) schema.index({ [field]: 1 }, { unique: true, sparse: true });
+  for (const field of spec.indexes) schema.index({ [field]: 1 });
+  if (spec.ttl) schema.index({ [spec.ttl.field]: 1 }, { expireAfterSeconds: spec.ttl.afterSeconds });
+  return schema;
+}
+
+export async function openMongoStore(uri: string, options: { serverSelectionTimeoutMS?: number } = {}): Promise<StoreAdapter> {
+  let connection: Connection;
+  try {
+    connection = await mongoose
+      .createConnection(uri, { serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? 10_000 })
+      .asPromise();
+  } catch (error) {
+    throw new StoreUnavailableError(`cannot connect to MongoDB: ${(error as Error).message}`, { cause: error });
+  }
+  const collections: Record<string, DocumentCollection<{ id: string }>> = {};
+  for (const name of COLLECTION_NAMES) {
+    const spec = COLLECTION_SPECS[name];
+    const model = connection.model<Doc>(name, schemaFor(spec), name);
+    await model.createIndexes();
+    collections[name] = new MongoCollection(name, model, spec);
+  }
+  return {
+    kind: 'mongodb',
+    ...(collections as unknown as Omit<StoreAdapter, 'kind' | 'ping' | 'close'>),
+    async ping() {
+      await connection.db!.admin().ping();
+    },
+    async close() {
+      await connection.close();
+    },
+    /** For rate-limiter-flexible's MongoDB backend. */
+    mongooseConnection: connection,
+  } as StoreAdapter & { mongooseConnection: Connection };
+}

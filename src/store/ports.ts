@@ -1,0 +1,81 @@
+/**
+ * The storage port. Domain code talks to typed collections through a small, store-neutral
+ * query language (a subset that both MongoDB and NeDB evaluate natively), so each adapter only
+ * has to implement one generic collection, and every atomic rule lives in one place
+ * (src/store/repositories.ts), tested once against both adapters (test/store/contract.ts).
+ */
+import type {
+  AppPassword, AuditEvent, Client, DeviceAuthorization, FederatedSource, Provider, RefreshToken,
+  RevokedToken, SigningKey, User,
+} from '../domain/model.js';
+
+export type Scalar = string | number | boolean | Date | null;
+
+export interface Operators {
+  $gt?: Scalar;
+  $gte?: Scalar;
+  $lt?: Scalar;
+  $lte?: Scalar;
+  $ne?: Scalar;
+  $in?: Scalar[];
+  $nin?: Scalar[];
+  $exists?: boolean;
+}
+
+/** Field path → value (equality; arrays match an element) or operators. `id` is the record's id. */
+export interface Filter {
+  [field: string]: Scalar | Operators | Filter[] | undefined;
+  $or?: Filter[];
+}
+
+export interface Update {
+  $set?: Record<string, unknown>;
+  $unset?: Record<string, true>;
+  $inc?: Record<string, number>;
+  $addToSet?: Record<string, Scalar>;
+  $pull?: Record<string, Scalar>;
+}
+
+export interface FindOptions {
+  sort?: Record<string, 1 | -1>;
+  limit?: number;
+  skip?: number;
+}
+
+export interface DocumentCollection<T extends { id: string }> {
+  /** Throws ConflictError when a unique field is taken. */
+  insert(doc: T): Promise<T>;
+  findOne(filter: Filter): Promise<T | null>;
+  find(filter: Filter, options?: FindOptions): Promise<T[]>;
+  count(filter: Filter): Promise<number>;
+  /**
+   * Applies `update` to one record matching `filter`, atomically: the filter is the condition.
+   * Returns the record after the update, or null when nothing matched. Two concurrent calls whose
+   * filter excludes the other's result can never both succeed.
+   */
+  updateOne(filter: Filter, update: Update): Promise<T | null>;
+  updateMany(filter: Filter, update: Update): Promise<number>;
+  deleteOne(filter: Filter): Promise<boolean>;
+  deleteMany(filter: Filter): Promise<number>;
+}
+
+export interface Collections {
+  providers: DocumentCollection<Provider>;
+  clients: DocumentCollection<Client>;
+  users: DocumentCollection<User>;
+  appPasswords: DocumentCollection<AppPassword>;
+  signingKeys: DocumentCollection<SigningKey>;
+  federatedSources: DocumentCollection<FederatedSource>;
+  deviceAuthorizations: DocumentCollection<DeviceAuthorization>;
+  refreshTokens: DocumentCollection<RefreshToken>;
+  revokedTokens: DocumentCollection<RevokedToken>;
+  events: DocumentCollection<AuditEvent>;
+}
+
+export interface StoreAdapter extends Collections {
+  readonly kind: 'embedded' | 'mongodb';
+  /** Resolves when the store answers; throws otherwise (readiness). */
+  ping(): Promise<void>;
+  /** Flushes pending writes and releases files or connections. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,41 @@
+/**
+ * One description of every collection and its indexes; both adapters build their indexes from it,
+ * so the embedded store and MongoDB enforce the same unique keys and expiry.
+ */
+import type { Collections } from './ports.js';
+
+export interface CollectionSpec {
+  /** Unique single-field keys (sparse: records without the field do not collide). */
+  unique: string[];
+  /** Plain single-field indexes for lookups, filters and sorting. */
+  indexes: string[];
+  /** A Date field after which (plus `afterSeconds`) the record is removed by the store. */
+  ttl?: { field: string; afterSeconds: number };
+  /**
+   * Free-form JSON fields, kept as JSON text by the adapters: their keys come from users and JWTs
+   * ("kubernetes.io", "$ne") and neither store accepts every key. They cannot be queried.
+   */
+  json?: string[];
+}
+
+export const COLLECTION_SPECS: Record<keyof Collections, CollectionSpec> = {
+  providers: { unique: ['slug'], indexes: [] },
+  clients: { unique: ['clientId'], indexes: ['providerId'] },
+  users: {
+    unique: ['username'], indexes: ['type', 'createdAt'], ttl: { field: 'expiresAt', afterSeconds: 0 },
+    json: ['attributes'],
+  },
+  appPasswords: { unique: ['secretHash'], indexes: ['userId'] },
+  signingKeys: { unique: [], indexes: ['providerId'], json: ['publicJwk'] },
+  federatedSources: { unique: ['slug'], indexes: [], json: ['jwks'] },
+  // Kept a day past expiry so that a late poll still hears expired_token, not invalid_grant.
+  deviceAuthorizations: {
+    unique: ['deviceCodeHash', 'userCode'], indexes: ['clientId'],
+    ttl: { field: 'expiresAt', afterSeconds: 86_400 },
+  },
+  refreshTokens: { unique: ['tokenHash'], indexes: ['familyId', 'userId'], ttl: { field: 'expiresAt', afterSeconds: 0 } },
+  revokedTokens: { unique: [], indexes: [], ttl: { field: 'expiresAt', afterSeconds: 0 } },
+  events: { unique: [], indexes: ['createdAt', 'requestId', 'action', 'clientId', 'username'], json: ['context'] },
+};
+
+export const COLLECTION_NAMES = Object.keys(COLLECTION_SPECS) as (keyof Collections)[];
