@@ -1,0 +1,77 @@
+/**
+ * POST /graphql: the admin guard of the contract (401 UNAUTHENTICATED / 403 FORBIDDEN) in front of
+ * Apollo Server, with Apollo's CSRF prevention on and introspection only for admins (the guard
+ * runs before Apollo sees anything).
+ */
+import type { Middleware } from 'koa';
+import { ApolloServer } from '@apollo/server';
+import { koaMiddleware } from '@as-integrations/koa';
+import type { Services } from '../domain/services.js';
+import type { User } from '../domain/model.js';
+import { isUsable } from '../domain/users.js';
+import type { AdminContext } from './context.js';
+import { createLoaders } from './loaders.js';
+import { formatAdminError } from './errors.js';
+import { buildAdminSchema } from './schema.js';
+
+export const GRAPHQL_BODY_LIMIT = 1024 * 1024;
+
+/** The admin behind a Bearer token: an app password of an admin, or an access token of any provider whose subject is one. */
+export async function authenticateAdmin(services: Services, authorization: string): Promise<{ user: User | null; known: boolean }> {
+  const match = /^Bearer +([\x21-\x7e]+) *$/i.exec(authorization);
+  if (!match) return { user: null, known: false };
+  const token = match[1]!;
+  const viaAppPassword = await services.appPasswords.verify(token);
+  if (viaAppPassword) return { user: viaAppPassword.user, known: true };
+  const accessToken = await services.tokens.verifyAccessToken(token);
+  if (!accessToken) return { user: null, known: false };
+  const user = await services.users.get(accessToken.claims.sub);
+  return user && isUsable(user) ? { user, known: true } : { user: null, known: false };
+}
+
+function graphqlError(message: string, code: string) {
+  return { errors: [{ message, extensions: { code } }] };
+}
+
+export async function createAdminMiddleware(services: Services): Promise<{ middleware: Middleware; stop: () => Promise<void> }> {
+  const schema = await buildAdminSchema();
+  const apollo = new ApolloServer<AdminContext>({
+    schema,
+    csrfPrevention: true,
+    introspection: true,
+    includeStacktraceInErrorResponses: false,
+    formatError: formatAdminError(services.logger),
+  });
+  await apollo.start();
+  const apolloMiddleware = koaMiddleware(apollo, {
+    context: async ({ ctx }) => ({
+      services,
+      admin: ctx.state.admin as User,
+      requestId: ctx.state.requestId as string,
+      loaders: createLoaders(services),
+    }),
+  });
+
+  const guard: Middleware = async (ctx, next) => {
+    ctx.set('Cache-Control', 'no-store');
+    const { user } = await authenticateAdmin(services, ctx.get('authorization'));
+    if (!user) {
+      ctx.status = 401;
+      ctx.set('WWW-Authenticate', 'Bearer realm="tessera"');
+      ctx.body = graphqlError('A valid admin token is required (Authorization: Bearer <token>)', 'UNAUTHENTICATED');
+      return;
+    }
+    if (!user.isAdmin) {
+      ctx.status = 403;
+      ctx.body = graphqlError(`User '${user.username}' is not an admin`, 'FORBIDDEN');
+      return;
+    }
+    ctx.state.admin = user;
+    await next();
+  };
+
+  return {
+    middleware: async (ctx, next) => guard(ctx, () => apolloMiddleware(ctx, next)),
+    stop: () => apollo.stop(),
+  };
+}

@@ -1,0 +1,132 @@
+import { Arg, Ctx, Field, FieldResolver, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
+import type { AdminContext } from './context.js';
+import { DateTimeScalar } from './scalars.js';
+import { SigningAlgorithmEnum, UserCodeCharsetEnum } from './enums.js';
+import type { DeviceFlowSettings, Provider, SigningAlgorithm, UserCodeCharset } from '../domain/model.js';
+import { ValidationError } from '../domain/errors.js';
+
+@ObjectType('DeviceFlowSettings')
+export class DeviceFlowSettingsType implements DeviceFlowSettings {
+  @Field(() => UserCodeCharsetEnum) userCodeCharset!: UserCodeCharset;
+  @Field(() => String, { nullable: true, description: 'The alphabet used when userCodeCharset is CUSTOM.' }) userCodeAlphabet!: string | null;
+  @Field(() => Int) userCodeLength!: number;
+  @Field(() => Int) codeLifetimeSeconds!: number;
+  @Field(() => Int) pollIntervalSeconds!: number;
+  @Field(() => String, { nullable: true, description: 'Overrides the default verification URI (PUBLIC_URL + /device).' }) verificationUri!: string | null;
+  @Field(() => Boolean, { description: 'When true, a device authorization request without code_challenge is rejected.' }) requirePkce!: boolean;
+}
+
+@InputType('DeviceFlowSettingsInput')
+export class DeviceFlowSettingsInput {
+  @Field(() => UserCodeCharsetEnum, { nullable: true }) userCodeCharset?: UserCodeCharset | null;
+  @Field(() => String, { nullable: true }) userCodeAlphabet?: string | null;
+  @Field(() => Int, { nullable: true }) userCodeLength?: number | null;
+  @Field(() => Int, { nullable: true }) codeLifetimeSeconds?: number | null;
+  @Field(() => Int, { nullable: true }) pollIntervalSeconds?: number | null;
+  @Field(() => String, { nullable: true }) verificationUri?: string | null;
+  @Field(() => Boolean, { nullable: true }) requirePkce?: boolean | null;
+}
+
+@ObjectType('Provider', {
+  description: 'An authorization server: one issuer, its signing key, token lifetimes, device-flow settings and the JWT issuers it trusts for client_credentials.',
+})
+export class ProviderType {
+  @Field(() => ID) id!: string;
+  @Field(() => String) name!: string;
+  @Field(() => String) slug!: string;
+  @Field(() => Int) accessTokenLifetimeSeconds!: number;
+  @Field(() => Int) refreshTokenLifetimeSeconds!: number;
+  @Field(() => SigningAlgorithmEnum) signingAlgorithm!: SigningAlgorithm;
+  @Field(() => DeviceFlowSettingsType) deviceFlow!: DeviceFlowSettings;
+  @Field(() => DateTimeScalar) createdAt!: Date;
+}
+
+@InputType('CreateProviderInput')
+export class CreateProviderInput {
+  @Field(() => String) name!: string;
+  @Field(() => String) slug!: string;
+  @Field(() => Int, { nullable: true }) accessTokenLifetimeSeconds?: number | null;
+  @Field(() => Int, { nullable: true }) refreshTokenLifetimeSeconds?: number | null;
+  @Field(() => SigningAlgorithmEnum, { nullable: true }) signingAlgorithm?: SigningAlgorithm | null;
+  @Field(() => DeviceFlowSettingsInput, { nullable: true }) deviceFlow?: DeviceFlowSettingsInput | null;
+  @Field(() => [ID], { nullable: true }) federatedSourceIds?: string[] | null;
+  @Field(() => [ID], { nullable: true }) federatedProviderIds?: string[] | null;
+}
+
+@InputType('UpdateProviderInput')
+export class UpdateProviderInput {
+  @Field(() => String, { nullable: true }) name?: string | null;
+  @Field(() => Int, { nullable: true }) accessTokenLifetimeSeconds?: number | null;
+  @Field(() => Int, { nullable: true }) refreshTokenLifetimeSeconds?: number | null;
+  @Field(() => SigningAlgorithmEnum, { nullable: true }) signingAlgorithm?: SigningAlgorithm | null;
+  @Field(() => DeviceFlowSettingsInput, { nullable: true }) deviceFlow?: DeviceFlowSettingsInput | null;
+  @Field(() => [ID], { nullable: true }) federatedSourceIds?: string[] | null;
+  @Field(() => [ID], { nullable: true }) federatedProviderIds?: string[] | null;
+}
+
+@Resolver(() => ProviderType)
+export class ProviderResolver {
+  @Query(() => [ProviderType])
+  providers(@Ctx() { services }: AdminContext): Promise<Provider[]> {
+    return services.providers.list();
+  }
+
+  @Query(() => ProviderType, { nullable: true })
+  async provider(
+    @Ctx() { services }: AdminContext,
+    @Arg('id', () => ID, { nullable: true }) id?: string | null,
+    @Arg('slug', () => String, { nullable: true }) slug?: string | null,
+  ): Promise<Provider | null> {
+    if (id) return services.providers.get(id);
+    if (slug) return services.providers.getBySlug(slug);
+    throw new ValidationError('id', 'give id or slug');
+  }
+
+  @FieldResolver(() => String, { description: 'PUBLIC_URL + /application/o/<slug>/' })
+  issuer(@Root() provider: Provider, @Ctx() { services }: AdminContext): string {
+    return services.providers.issuer(provider);
+  }
+
+  @FieldResolver(() => [ProviderType], { description: 'Other providers of this server whose access tokens are accepted as client_credentials assertions.' })
+  async federatedProviders(@Root() provider: Provider, @Ctx() { loaders }: AdminContext): Promise<Provider[]> {
+    const found = await loaders.provider.loadMany(provider.federatedProviderIds);
+    return found.filter((p): p is Provider => p !== null && !(p instanceof Error));
+  }
+
+  @Mutation(() => ProviderType)
+  async createProvider(@Ctx() ctx: AdminContext, @Arg('input', () => CreateProviderInput) input: CreateProviderInput): Promise<Provider> {
+    const provider = await ctx.services.providers.create(input);
+    recordConfigChange(ctx, 'createProvider', { providerId: provider.id, slug: provider.slug });
+    return provider;
+  }
+
+  @Mutation(() => ProviderType)
+  async updateProvider(
+    @Ctx() ctx: AdminContext,
+    @Arg('id', () => ID) id: string,
+    @Arg('input', () => UpdateProviderInput) input: UpdateProviderInput,
+  ): Promise<Provider> {
+    const provider = await ctx.services.providers.update(id, input);
+    ctx.services.tokens.invalidateProviderKeys(id);
+    recordConfigChange(ctx, 'updateProvider', { providerId: id, fields: Object.keys(input) });
+    return provider;
+  }
+
+  @Mutation(() => Boolean)
+  async deleteProvider(@Ctx() ctx: AdminContext, @Arg('id', () => ID) id: string): Promise<boolean> {
+    await ctx.services.providers.delete(id);
+    ctx.services.tokens.invalidateProviderKeys(id);
+    recordConfigChange(ctx, 'deleteProvider', { providerId: id });
+    return true;
+  }
+}
+
+/** Every mutation leaves a CONFIG_CHANGED event: who, what, when, never a secret. */
+export function recordConfigChange(ctx: AdminContext, operation: string, details: Record<string, unknown>): void {
+  ctx.services.events.record({
+    action: 'CONFIG_CHANGED',
+    requestId: ctx.requestId,
+    username: ctx.admin.username,
+    context: { operation, ...details },
+  });
+}

@@ -1,0 +1,67 @@
+/** Assembles the Koa application: middleware, OAuth routes, /device, /graphql, health, metrics. */
+import Koa from 'koa';
+import Router from '@koa/router';
+import type { Services } from './domain/services.js';
+import { requestId } from './http/request-id.js';
+import { accessLog, errorBodies } from './http/errors.js';
+import { HttpMetrics } from './http/metrics.js';
+import { jsonBody } from './http/json-body.js';
+import { discoveryEndpoint, jwksEndpoint } from './oauth/discovery.js';
+import { createAdminMiddleware, GRAPHQL_BODY_LIMIT } from './admin/http.js';
+import { registerOAuthRoutes } from './oauth/routes.js';
+import { both } from './http/routing.js';
+
+export interface TesseraApp {
+  koa: Koa;
+  metrics: HttpMetrics;
+  close: () => Promise<void>;
+}
+
+export async function createApp(services: Services): Promise<TesseraApp> {
+  const koa = new Koa({ proxy: false });
+  koa.keys = [services.config.secretKey ?? ''];
+  const metrics = new HttpMetrics();
+  const router = new Router();
+
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  router.get('/readyz', async (ctx) => {
+    try {
+      await services.store.ping();
+      ctx.body = { status: 'ready', store: services.store.kind };
+    } catch {
+      ctx.status = 503;
+      ctx.body = { status: 'unavailable', store: services.store.kind };
+    }
+  });
+  router.get('/metrics', async (ctx) => {
+    ctx.type = metrics.registry.contentType;
+    ctx.body = await metrics.registry.metrics();
+  });
+
+  both(router, ['GET'], '/application/o/:slug/.well-known/openid-configuration', discoveryEndpoint(services));
+  both(router, ['GET'], '/.well-known/oauth-authorization-server/application/o/:slug/', discoveryEndpoint(services));
+  both(router, ['GET'], '/.well-known/openid-configuration/application/o/:slug/', discoveryEndpoint(services));
+  both(router, ['GET'], '/application/o/:slug/jwks/', jwksEndpoint(services));
+
+  registerOAuthRoutes(router, services);
+
+  const admin = await createAdminMiddleware(services);
+  router.all('/graphql', jsonBody(GRAPHQL_BODY_LIMIT), admin.middleware);
+
+  koa.use(requestId());
+  koa.use(accessLog(services.logger));
+  koa.use(metrics.middleware());
+  koa.use(errorBodies(services.logger));
+  koa.use(router.routes());
+  koa.use(router.allowedMethods());
+  koa.use(async (ctx) => {
+    if (ctx.status === 404 && ctx.body === undefined) {
+      ctx.status = 404;
+      ctx.body = { error: 'not_found', error_description: `no route for ${ctx.method} ${ctx.path}`, request_id: ctx.state.requestId };
+    }
+  });
+
+  return { koa, metrics, close: admin.stop };
+}

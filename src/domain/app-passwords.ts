@@ -1,0 +1,92 @@
+/**
+ * App passwords: long random secrets a user or service account hands to machines. Shown once,
+ * stored as SHA-256 (they are high-entropy, so a fast hash is safe and allows lookup by hash).
+ */
+import { randomUUID } from 'node:crypto';
+import type { AppPassword, User } from './model.js';
+import { NotFoundError, ValidationError } from './errors.js';
+import { generateSecret, sha256Hex } from './secrets.js';
+import { isUsable } from './users.js';
+import type { Collections } from '../store/ports.js';
+
+export interface CreateAppPasswordInput {
+  userId: string;
+  description?: string | null;
+  expiresAt?: Date | null;
+}
+
+export interface VerifiedAppPassword {
+  user: User;
+  appPassword: AppPassword;
+}
+
+/** lastUsedAt is written at most once a minute per app password, off the response path. */
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+export class AppPasswordService {
+  constructor(private readonly collections: Pick<Collections, 'appPasswords' | 'users'>) {}
+
+  async create(input: CreateAppPasswordInput, secret = generateSecret()): Promise<{ appPassword: AppPassword; secret: string }> {
+    const user = await this.collections.users.findOne({ id: input.userId });
+    if (!user) throw new NotFoundError('user', input.userId);
+    if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw new ValidationError('expiresAt', 'must be in the future');
+    const description = input.description?.trim() || null;
+    if (description && description.length > 500) throw new ValidationError('description', 'must be at most 500 characters');
+    const appPassword: AppPassword = {
+      id: randomUUID(),
+      userId: user.id,
+      description,
+      secretHash: sha256Hex(secret),
+      expiresAt: input.expiresAt ?? null,
+      lastUsedAt: null,
+      createdAt: new Date(),
+    };
+    await this.collections.appPasswords.insert(appPassword);
+    return { appPassword, secret };
+  }
+
+  get(id: string): Promise<AppPassword | null> {
+    return this.collections.appPasswords.findOne({ id });
+  }
+
+  listForUsers(userIds: readonly string[]): Promise<AppPassword[]> {
+    return this.collections.appPasswords.find({ userId: { $in: [...userIds] } }, { sort: { createdAt: 1 } });
+  }
+
+  async revoke(id: string): Promise<boolean> {
+    const deleted = await this.collections.appPasswords.deleteOne({ id });
+    if (!deleted) throw new NotFoundError('app password', id);
+    return true;
+  }
+
+  /**
+   * Finds the live app password with this secret and its usable owner; when `username` is given
+   * the owner must be that user. Expired, revoked and unknown secrets are refused alike.
+   */
+  async verify(secret: string, username?: string): Promise<VerifiedAppPassword | null> {
+    if (secret.length === 0 || secret.length > 512) return null;
+    const appPassword = await this.collections.appPasswords.findOne({ secretHash: sha256Hex(secret) });
+    const now = Date.now();
+    if (!appPassword || (appPassword.expiresAt && appPassword.expiresAt.getTime() <= now)) return null;
+    const user = await this.collections.users.findOne({ id: appPassword.userId });
+    if (!user || !isUsable(user, now)) return null;
+    if (username !== undefined && user.username !== username) return null;
+    this.touch(appPassword, now);
+    return { user, appPassword };
+  }
+
+  /** Ensures `secret` is an app password of the user (bootstrap token); idempotent. */
+  async ensure(userId: string, secret: string, description: string): Promise<void> {
+    const existing = await this.collections.appPasswords.findOne({ secretHash: sha256Hex(secret) });
+    if (existing?.userId === userId) return;
+    if (existing) await this.collections.appPasswords.deleteOne({ id: existing.id });
+    await this.create({ userId, description }, secret);
+  }
+
+  private touch(appPassword: AppPassword, now: number): void {
+    if (appPassword.lastUsedAt && now - appPassword.lastUsedAt.getTime() < LAST_USED_RESOLUTION_MS) return;
+    void this.collections.appPasswords
+      .updateOne({ id: appPassword.id, $or: [{ lastUsedAt: null }, { lastUsedAt: { $lt: new Date(now - LAST_USED_RESOLUTION_MS) } }] }, { $set: { lastUsedAt: new Date(now) } })
+      .catch(() => undefined);
+  }
+}

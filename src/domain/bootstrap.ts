@@ -1,0 +1,26 @@
+/**
+ * Start-up bootstrap of the `admin` user (contract, "Running it"): TESSERA_BOOTSTRAP_TOKEN and
+ * TESSERA_BOOTSTRAP_PASSWORD ensure it; with neither and an empty store, an admin token is made
+ * and returned once so main can print it.
+ */
+import type { Services } from './services.js';
+import { generateSecret } from './secrets.js';
+
+export const ADMIN_USERNAME = 'admin';
+
+export async function bootstrapAdmin(services: Services): Promise<{ printedToken: string | null }> {
+  const { config, users, appPasswords, store } = services;
+  const { bootstrapToken, bootstrapPassword } = config;
+  let admin = await users.getByUsername(ADMIN_USERNAME);
+  if (!bootstrapToken && !bootstrapPassword) {
+    if (admin || (await store.users.count({})) > 0) return { printedToken: null };
+    admin = await users.create({ username: ADMIN_USERNAME, name: 'Administrator', isAdmin: true });
+    const { secret } = await appPasswords.create({ userId: admin.id, description: 'first-start admin token' });
+    return { printedToken: secret };
+  }
+  if (!admin) admin = await users.create({ username: ADMIN_USERNAME, name: 'Administrator', isAdmin: true });
+  else if (!admin.isAdmin || !admin.isActive) admin = await users.update(admin.id, { isAdmin: true, isActive: true });
+  if (bootstrapToken) await appPasswords.ensure(admin.id, bootstrapToken, 'TESSERA_BOOTSTRAP_TOKEN');
+  if (bootstrapPassword) await users.setPassword(admin.id, bootstrapPassword);
+  return { printedToken: null };
+}

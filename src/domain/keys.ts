@@ -1,0 +1,80 @@
+/**
+ * Signing keys, one set per provider. Private keys are kept encrypted (compact JWE, dir +
+ * A256GCM, under a key derived from TESSERA_SECRET_KEY with HKDF) and imported once into
+ * KeyObjects; public JWKs are served as the provider's JWKS.
+ */
+import { hkdfSync, randomUUID } from 'node:crypto';
+import { CompactEncrypt, compactDecrypt, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
+import type { SigningAlgorithm, SigningKey } from './model.js';
+import type { Collections } from '../store/ports.js';
+
+export interface ActiveSigningKey {
+  kid: string;
+  alg: SigningAlgorithm;
+  privateKey: CryptoKey | Uint8Array;
+}
+
+export interface PublicJwks {
+  keys: JWK[];
+}
+
+const CACHE_TTL_MS = 30_000;
+
+export class SigningKeyService {
+  private readonly encryptionKey: Uint8Array;
+  private readonly active = new Map<string, { key: ActiveSigningKey; at: number }>();
+  private readonly jwks = new Map<string, { jwks: PublicJwks; at: number }>();
+
+  constructor(private readonly collections: Pick<Collections, 'signingKeys'>, secretKey: string) {
+    this.encryptionKey = new Uint8Array(hkdfSync('sha256', secretKey, 'tessera', 'signing-key-encryption', 32));
+  }
+
+  async createKey(providerId: string, alg: SigningAlgorithm): Promise<SigningKey> {
+    const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg === 'RS256' ? { modulusLength: 2048 } : {}) });
+    const kid = randomUUID();
+    const publicJwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
+    const privateJwk = { ...(await exportJWK(privateKey)), kid, alg };
+    const encryptedPrivateJwk = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify(privateJwk)))
+      .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid })
+      .encrypt(this.encryptionKey);
+    const record: SigningKey = { id: kid, providerId, algorithm: alg, publicJwk, encryptedPrivateJwk, active: true, createdAt: new Date() };
+    // Older keys stay published (for tokens already issued) but stop signing.
+    await this.collections.signingKeys.updateMany({ providerId, active: true }, { $set: { active: false } });
+    await this.collections.signingKeys.insert(record);
+    this.invalidate(providerId);
+    return record;
+  }
+
+  /** The key new tokens of this provider are signed with, imported once and cached briefly. */
+  async activeKey(providerId: string): Promise<ActiveSigningKey> {
+    const cached = this.active.get(providerId);
+    if (cached && Date.now() - cached.at < CACHE_TTL_MS) return cached.key;
+    const record = await this.collections.signingKeys.findOne({ providerId, active: true });
+    if (!record) throw new Error(`provider ${providerId} has no active signing key`);
+    const { plaintext } = await compactDecrypt(record.encryptedPrivateJwk, this.encryptionKey);
+    const privateJwk = JSON.parse(new TextDecoder().decode(plaintext)) as JWK;
+    const key: ActiveSigningKey = { kid: record.id, alg: record.algorithm, privateKey: await importJWK(privateJwk, record.algorithm) };
+    this.active.set(providerId, { key, at: Date.now() });
+    return key;
+  }
+
+  /** Every published public key of the provider (the active one first). */
+  async publicJwks(providerId: string): Promise<PublicJwks> {
+    const cached = this.jwks.get(providerId);
+    if (cached && Date.now() - cached.at < CACHE_TTL_MS) return cached.jwks;
+    const records = await this.collections.signingKeys.find({ providerId }, { sort: { createdAt: -1 } });
+    const jwks = { keys: records.sort((a, b) => Number(b.active) - Number(a.active)).map((r) => r.publicJwk) };
+    this.jwks.set(providerId, { jwks, at: Date.now() });
+    return jwks;
+  }
+
+  async deleteKeys(providerId: string): Promise<void> {
+    await this.collections.signingKeys.deleteMany({ providerId });
+    this.invalidate(providerId);
+  }
+
+  invalidate(providerId: string): void {
+    this.active.delete(providerId);
+    this.jwks.delete(providerId);
+  }
+}

@@ -1,0 +1,41 @@
+/** Wires the domain services over one store. Built once per process. */
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { Store } from '../store/index.js';
+import { SigningKeyService } from './keys.js';
+import { ProviderService } from './providers.js';
+import { ClientService } from './clients.js';
+import { UserService } from './users.js';
+import { AppPasswordService } from './app-passwords.js';
+import { TokenService } from './tokens.js';
+import { EventLog } from './events.js';
+
+export interface Services {
+  config: Config;
+  store: Store;
+  logger: Logger;
+  keys: SigningKeyService;
+  providers: ProviderService;
+  clients: ClientService;
+  users: UserService;
+  appPasswords: AppPasswordService;
+  tokens: TokenService;
+  events: EventLog;
+}
+
+export function createServices(config: Config, store: Store, logger: Logger, secretKey: string): Services {
+  const keys = new SigningKeyService(store, secretKey);
+  const providers = new ProviderService(store, keys, config.publicUrl);
+  return {
+    config,
+    store,
+    logger,
+    keys,
+    providers,
+    clients: new ClientService(store),
+    users: new UserService(store),
+    appPasswords: new AppPasswordService(store),
+    tokens: new TokenService(store, keys, providers),
+    events: new EventLog(store, logger),
+  };
+}

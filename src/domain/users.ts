@@ -1,0 +1,188 @@
+/**
+ * Users: people (INTERNAL, EXTERNAL), service accounts, and generated service accounts that
+ * client_credentials creates. Login passwords are argon2id hashes; `id` is the stable `sub`.
+ */
+import { randomUUID } from 'node:crypto';
+import argon2 from 'argon2';
+import type { User, UserType } from './model.js';
+import { DomainConflictError, NotFoundError, ValidationError } from './errors.js';
+import { TtlCache } from './cache.js';
+import type { Collections } from '../store/ports.js';
+import { ConflictError } from '../store/errors.js';
+
+export interface CreateUserInput {
+  username: string;
+  name?: string | null;
+  email?: string | null;
+  password?: string | null;
+  isAdmin?: boolean | null;
+  attributes?: Record<string, unknown> | null;
+  type?: UserType;
+  expiresAt?: Date | null;
+}
+
+export interface UpdateUserInput {
+  name?: string | null;
+  email?: string | null;
+  isActive?: boolean | null;
+  isAdmin?: boolean | null;
+  attributes?: Record<string, unknown> | null;
+}
+
+const USERNAME = /^[A-Za-z0-9@.+_-]{1,150}$/;
+const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
+export const MIN_PASSWORD_LENGTH = 8;
+const MAX_PASSWORD_LENGTH = 1024;
+
+function validateUsername(value: string): string {
+  if (!USERNAME.test(value)) throw new ValidationError('username', 'must be 1–150 characters of letters, digits and @ . + _ -');
+  return value;
+}
+
+function validateEmail(value: string | null | undefined): string | null {
+  if (value === null || value === undefined || value === '') return null;
+  if (!EMAIL.test(value)) throw new ValidationError('email', 'must be an email address');
+  return value;
+}
+
+export function validateAttributes(value: unknown): Record<string, unknown> {
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ValidationError('attributes', 'must be a JSON object');
+  if (JSON.stringify(value).length > 64 * 1024) throw new ValidationError('attributes', 'must be at most 64 KiB of JSON');
+  return value as Record<string, unknown>;
+}
+
+function validatePassword(value: string): string {
+  if (value.length < MIN_PASSWORD_LENGTH) throw new ValidationError('password', `must be at least ${MIN_PASSWORD_LENGTH} characters`);
+  if (value.length > MAX_PASSWORD_LENGTH) throw new ValidationError('password', `must be at most ${MAX_PASSWORD_LENGTH} characters`);
+  return value;
+}
+
+export function hashPassword(password: string): Promise<string> {
+  return argon2.hash(password, { type: argon2.argon2id });
+}
+
+export class UserService {
+  private readonly byId = new TtlCache<User | null>(2_000);
+  /** Verified against when the username is unknown, so both paths cost one argon2 verification. */
+  private dummyHash: Promise<string> | null = null;
+
+  constructor(private readonly collections: Pick<Collections, 'users' | 'appPasswords' | 'refreshTokens'>) {}
+
+  /** Briefly cached for the token endpoint; admin changes on this process invalidate at once. */
+  get(id: string): Promise<User | null> {
+    return this.byId.getOrLoad(id, () => this.collections.users.findOne({ id }));
+  }
+
+  getByUsername(username: string): Promise<User | null> {
+    return this.collections.users.findOne({ username });
+  }
+
+  getMany(ids: readonly string[]): Promise<User[]> {
+    return this.collections.users.find({ id: { $in: [...ids] } });
+  }
+
+  async create(input: CreateUserInput): Promise<User> {
+    const now = new Date();
+    const user: User = {
+      id: randomUUID(),
+      username: validateUsername(input.username),
+      name: input.name?.trim() || null,
+      email: validateEmail(input.email),
+      type: input.type ?? 'INTERNAL',
+      isActive: true,
+      isAdmin: input.isAdmin ?? false,
+      attributes: validateAttributes(input.attributes),
+      passwordHash: input.password != null ? await hashPassword(validatePassword(input.password)) : null,
+      expiresAt: input.expiresAt ?? null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    try {
+      await this.collections.users.insert(user);
+    } catch (error) {
+      if (error instanceof ConflictError) throw new DomainConflictError('username', `a user named '${user.username}' already exists`);
+      throw error;
+    }
+    return user;
+  }
+
+  async update(id: string, input: UpdateUserInput): Promise<User> {
+    const $set: Partial<User> = { updatedAt: new Date() };
+    if (input.name !== undefined) $set.name = input.name?.trim() || null;
+    if (input.email !== undefined) $set.email = validateEmail(input.email);
+    if (input.isActive != null) $set.isActive = input.isActive;
+    if (input.isAdmin != null) $set.isAdmin = input.isAdmin;
+    if (input.attributes != null) $set.attributes = validateAttributes(input.attributes);
+    const updated = await this.collections.users.updateOne({ id }, { $set });
+    if (!updated) throw new NotFoundError('user', id);
+    this.byId.delete(id);
+    return updated;
+  }
+
+  async setPassword(id: string, password: string): Promise<void> {
+    const passwordHash = await hashPassword(validatePassword(password));
+    const updated = await this.collections.users.updateOne({ id }, { $set: { passwordHash, updatedAt: new Date() } });
+    if (!updated) throw new NotFoundError('user', id);
+    this.byId.delete(id);
+  }
+
+  /** Deleting a user revokes everything issued on its behalf that is stored: app passwords, refresh tokens. */
+  async delete(id: string): Promise<boolean> {
+    const existing = await this.collections.users.findOne({ id });
+    if (!existing) throw new NotFoundError('user', id);
+    await this.collections.appPasswords.deleteMany({ userId: id });
+    await this.collections.refreshTokens.deleteMany({ userId: id });
+    await this.collections.users.deleteOne({ id });
+    this.byId.delete(id);
+    return true;
+  }
+
+  /**
+   * Checks a login password. Unknown users cost the same argon2 verification as known ones, so
+   * timing does not tell which usernames exist. Inactive or expired users never pass.
+   */
+  async verifyPassword(username: string, password: string): Promise<User | null> {
+    if (password.length > MAX_PASSWORD_LENGTH) return null;
+    const user = USERNAME.test(username) ? await this.getByUsername(username) : null;
+    const hash = user?.passwordHash ?? (await (this.dummyHash ??= hashPassword(randomUUID())));
+    const ok = await argon2.verify(hash, password).catch(() => false);
+    if (!ok || !user || !user.passwordHash) return null;
+    return isUsable(user) ? user : null;
+  }
+
+  /**
+   * The generated service account for a name: created on first use, updated on later ones. Two
+   * concurrent first uses create exactly one account (the unique username decides).
+   */
+  async ensureGeneratedServiceAccount(username: string, attributes: Record<string, unknown>, expiresAt: Date | null): Promise<User> {
+    const existing = await this.getByUsername(username);
+    if (existing) return this.refreshGenerated(existing, attributes, expiresAt);
+    try {
+      return await this.create({ username, type: 'GENERATED_SERVICE_ACCOUNT', attributes, expiresAt });
+    } catch (error) {
+      if (!(error instanceof DomainConflictError)) throw error;
+      const winner = await this.getByUsername(username);
+      if (!winner) throw error;
+      return this.refreshGenerated(winner, attributes, expiresAt);
+    }
+  }
+
+  private async refreshGenerated(user: User, attributes: Record<string, unknown>, expiresAt: Date | null): Promise<User> {
+    if (user.type !== 'GENERATED_SERVICE_ACCOUNT') return user;
+    const sameAttributes = JSON.stringify(user.attributes) === JSON.stringify({ ...user.attributes, ...attributes });
+    const sameExpiry = (user.expiresAt?.getTime() ?? null) === (expiresAt?.getTime() ?? null);
+    if (sameAttributes && sameExpiry) return user;
+    const updated = await this.collections.users.updateOne(
+      { id: user.id },
+      { $set: { attributes: { ...user.attributes, ...attributes }, expiresAt, updatedAt: new Date() } },
+    );
+    this.byId.delete(user.id);
+    return updated ?? user;
+  }
+}
+
+/** Active and not expired. */
+export function isUsable(user: User, now = Date.now()): boolean {
+  return user.isActive && (user.expiresAt === null || user.expiresAt.getTime() > now);
+}

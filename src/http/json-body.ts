@@ -1,0 +1,28 @@
+/** JSON bodies for /graphql: a size limit (413) and a clear 400 for malformed JSON or bad UTF-8. */
+import type { Middleware } from 'koa';
+import getRawBody from 'raw-body';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export function jsonBody(limit: number): Middleware {
+  return async (ctx, next) => {
+    if (ctx.method !== 'POST' || !ctx.is('application/json', 'application/graphql-response+json', '+json')) return next();
+    let text: string;
+    try {
+      text = utf8.decode(await getRawBody(ctx.req, { limit, length: ctx.request.length ?? null }));
+    } catch (error) {
+      const tooLarge = (error as { type?: string }).type === 'entity.too.large';
+      ctx.status = tooLarge ? 413 : 400;
+      ctx.body = { errors: [{ message: tooLarge ? `the request body exceeds ${limit} bytes` : 'the request body is not valid UTF-8', extensions: { code: 'BAD_REQUEST' } }] };
+      return;
+    }
+    try {
+      (ctx.request as unknown as { body: unknown }).body = text === '' ? {} : JSON.parse(text);
+    } catch {
+      ctx.status = 400;
+      ctx.body = { errors: [{ message: 'the request body is not valid JSON', extensions: { code: 'BAD_REQUEST' } }] };
+      return;
+    }
+    await next();
+  };
+}

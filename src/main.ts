@@ -1,0 +1,57 @@
+/** Process entry: config → store → app → listen; graceful shutdown on SIGTERM/SIGINT. */
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './http/logger.js';
+import { startServer } from './server.js';
+import { StoreUnavailableError } from './store/errors.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`tessera: configuration error: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+  let server;
+  try {
+    server = await startServer(config, logger);
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof StoreUnavailableError) {
+      process.stderr.write(`tessera: cannot start: ${error.message}\n`);
+      process.exit(1);
+    }
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES') {
+      process.stderr.write(`tessera: cannot listen on ${config.host}:${config.port} (${code})\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  if (server.firstStartToken) {
+    // Printed once, on stdout, for the operator: the contract's first-start admin token.
+    process.stdout.write(`Admin token: ${server.firstStartToken}\n`);
+  }
+  logger.info({ url: config.publicUrl, listen: `${config.host}:${config.port}`, store: server.services.store.kind }, 'tessera ready');
+
+  let signalled = false;
+  const shutdown = (signal: string) => {
+    if (signalled) return;
+    signalled = true;
+    logger.info({ signal }, 'shutting down');
+    server.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+void main();

@@ -1,0 +1,61 @@
+/** OpenID Connect Discovery and RFC 8414 metadata, one document for both paths. */
+import type { Middleware } from 'koa';
+import type { Services } from '../domain/services.js';
+import { DEFAULT_SCOPES } from '../domain/scopes.js';
+import type { Provider } from '../domain/model.js';
+
+export function providerMetadata(services: Services, provider: Provider): Record<string, unknown> {
+  const base = `${services.config.publicUrl}/application/o`;
+  const authMethods = ['client_secret_basic', 'client_secret_post', 'none'];
+  return {
+    issuer: services.providers.issuer(provider),
+    token_endpoint: `${base}/token/`,
+    device_authorization_endpoint: `${base}/device/`,
+    introspection_endpoint: `${base}/introspect/`,
+    revocation_endpoint: `${base}/revoke/`,
+    userinfo_endpoint: `${base}/userinfo/`,
+    jwks_uri: `${base}/${provider.slug}/jwks/`,
+    grant_types_supported: [
+      'urn:ietf:params:oauth:grant-type:device_code', 'client_credentials', 'password', 'refresh_token',
+    ],
+    // There is no authorization endpoint: tokens come from the device flow and the token endpoint.
+    response_types_supported: [],
+    scopes_supported: [...DEFAULT_SCOPES],
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: [provider.signingAlgorithm],
+    token_endpoint_auth_methods_supported: authMethods,
+    introspection_endpoint_auth_methods_supported: authMethods,
+    revocation_endpoint_auth_methods_supported: authMethods,
+    code_challenge_methods_supported: ['S256', 'plain'],
+    claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'auth_time', 'name', 'preferred_username', 'email', 'email_verified'],
+    claims_parameter_supported: false,
+    request_parameter_supported: false,
+  };
+}
+
+export function discoveryEndpoint(services: Services): Middleware {
+  return async (ctx) => {
+    const provider = await services.providers.getBySlugCached(String(ctx.params.slug));
+    if (!provider) {
+      ctx.status = 404;
+      ctx.body = { error: 'not_found', error_description: 'no provider with that slug', request_id: ctx.state.requestId };
+      return;
+    }
+    ctx.set('Cache-Control', 'public, max-age=60');
+    ctx.body = providerMetadata(services, provider);
+  };
+}
+
+export function jwksEndpoint(services: Services): Middleware {
+  return async (ctx) => {
+    const provider = await services.providers.getBySlugCached(String(ctx.params.slug));
+    if (!provider) {
+      ctx.status = 404;
+      ctx.body = { error: 'not_found', error_description: 'no provider with that slug', request_id: ctx.state.requestId };
+      return;
+    }
+    ctx.set('Cache-Control', 'public, max-age=60');
+    ctx.type = 'application/jwk-set+json';
+    ctx.body = await services.keys.publicJwks(provider.id);
+  };
+}

@@ -1,0 +1,23 @@
+/**
+ * What every OAuth endpoint shares: Cache-Control: no-store, the strict form body (or none), and
+ * typed parameters. Endpoints receive parsed values; they never parse headers or bodies themselves.
+ */
+import type { Context, Middleware } from 'koa';
+import { readFormBody, type FormParams } from '../http/body.js';
+
+export interface OAuthRequest {
+  /** The form body's parameters (empty when there was no body). */
+  body: FormParams;
+  requestId: string;
+}
+
+export type OAuthHandler = (ctx: Context, request: OAuthRequest) => Promise<void>;
+
+export function oauthEndpoint(handler: OAuthHandler): Middleware {
+  return async (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.set('Pragma', 'no-cache');
+    const body = ctx.method === 'POST' ? await readFormBody(ctx) : new Map<string, string>();
+    await handler(ctx, { body, requestId: ctx.state.requestId as string });
+  };
+}

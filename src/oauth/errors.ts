@@ -1,0 +1,41 @@
+/**
+ * OAuthError: one factory for every protocol error. `description` is what the client sees;
+ * `detail` is the private reason that goes to the event log under the request id, never to
+ * the client (for example "app password expired" behind a plain invalid_grant).
+ */
+export type OAuthErrorCode =
+  | 'invalid_request' | 'invalid_client' | 'invalid_grant' | 'unauthorized_client' | 'unsupported_grant_type'
+  | 'invalid_scope' | 'access_denied' | 'authorization_pending' | 'slow_down' | 'expired_token'
+  | 'invalid_token' | 'insufficient_scope' | 'unsupported_token_type' | 'server_error' | 'temporarily_unavailable';
+
+const DEFAULT_STATUS: Record<OAuthErrorCode, number> = {
+  invalid_request: 400, invalid_client: 401, invalid_grant: 400, unauthorized_client: 400,
+  unsupported_grant_type: 400, invalid_scope: 400, access_denied: 400, authorization_pending: 400,
+  slow_down: 400, expired_token: 400, invalid_token: 401, insufficient_scope: 403,
+  unsupported_token_type: 400, server_error: 500, temporarily_unavailable: 503,
+};
+
+export class OAuthError extends Error {
+  readonly status: number;
+  /** Extra response headers, e.g. WWW-Authenticate. */
+  headers: Record<string, string> = {};
+
+  constructor(
+    readonly code: OAuthErrorCode,
+    readonly description: string,
+    readonly detail?: string,
+    status?: number,
+  ) {
+    super(`${code}: ${description}${detail ? ` (${detail})` : ''}`);
+    this.name = 'OAuthError';
+    this.status = status ?? DEFAULT_STATUS[code];
+  }
+
+  withHeader(name: string, value: string): this {
+    this.headers[name] = value;
+    return this;
+  }
+}
+
+export const invalidRequest = (description: string, detail?: string) => new OAuthError('invalid_request', description, detail);
+export const invalidGrant = (description: string, detail?: string) => new OAuthError('invalid_grant', description, detail);

@@ -1,0 +1,40 @@
+/**
+ * A grant is a small module: the grant_type it answers, the client grant it needs, whether the
+ * client must prove its own secret first, and a handler that checks the grant's input and issues.
+ * The token endpoint only dispatches; adding a grant adds a line to the registry in token.ts.
+ */
+import type { GrantType } from '../../domain/model.js';
+import type { Services } from '../../domain/services.js';
+import type { FormParams } from '../../http/body.js';
+import type { AuthenticatedClient, PresentedClient } from '../client-auth.js';
+
+export interface TokenRequest {
+  params: FormParams;
+  requestId: string;
+  /** The client, authenticated as `requireClientSecret` asked. */
+  client: AuthenticatedClient;
+  /** What the request presented, for grants with their own secret rules (client_credentials). */
+  presented: PresentedClient;
+  /** The raw Authorization header, if any. */
+  authorization: string | undefined;
+}
+
+/** The successful token response (RFC 6749 §5.1); serialised as JSON by the endpoint. */
+export interface TokenResponse {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  scope: string;
+  refresh_token?: string;
+  id_token?: string;
+}
+
+export interface Grant {
+  /** The grant_type parameter value. */
+  grantType: string;
+  /** The grant the client must hold (contract: unauthorized_client otherwise). */
+  clientGrant: GrantType;
+  /** Whether a confidential client must prove its own secret before the handler runs. */
+  requireClientSecret: boolean;
+  handle(services: Services, request: TokenRequest): Promise<TokenResponse>;
+}

@@ -1,0 +1,14 @@
+/**
+ * The OAuth endpoints the contract fixes. Each endpoint is its own module; this file only says
+ * where each one answers (with and without the trailing slash).
+ */
+import type Router from '@koa/router';
+import type { Services } from '../domain/services.js';
+import { both } from '../http/routing.js';
+import { tokenEndpoint } from './token.js';
+
+export function registerOAuthRoutes(router: Router, services: Services): void {
+  both(router, ['POST'], '/application/o/token/', tokenEndpoint(services));
+  // device-authorization.ts, introspection.ts, revocation.ts, userinfo.ts and the /device page
+  // register here as they are built.
+}

@@ -1,0 +1,27 @@
+/**
+ * POST /application/o/token/: parse → authenticate the client → dispatch to the grant's module.
+ */
+import type { Services } from '../domain/services.js';
+import { OAuthError } from './errors.js';
+import { oauthEndpoint } from './endpoint.js';
+import { authenticateClient, extractClientCredentials, requireGrant } from './client-auth.js';
+import type { Grant } from './grants/grant.js';
+import { GRANTS } from './grants/index.js';
+
+export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRANTS) {
+  const byType = new Map(grants.map((g) => [g.grantType, g]));
+  return oauthEndpoint(async (ctx, { body, requestId }) => {
+    if (ctx.method !== 'POST') throw new OAuthError('invalid_request', 'the token endpoint takes POST');
+    const grantType = body.get('grant_type');
+    if (!grantType) throw new OAuthError('invalid_request', 'grant_type is required');
+    const grant = byType.get(grantType);
+    if (!grant) throw new OAuthError('unsupported_grant_type', `grant_type '${grantType}' is not supported`);
+    const authorization = ctx.get('authorization') || undefined;
+    const presented = extractClientCredentials(authorization, body);
+    const client = await authenticateClient(services, presented, { requireSecret: grant.requireClientSecret });
+    requireGrant(client.client, grant.clientGrant);
+    const response = await grant.handle(services, { params: body, requestId, client, presented, authorization });
+    ctx.status = 200;
+    ctx.body = response;
+  });
+}
