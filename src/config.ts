@@ -31,17 +31,27 @@ export class ConfigError extends Error {
 
 const optional = (value: string | undefined): string | undefined => (value === undefined || value === '' ? undefined : value);
 
+/** Plain decimal digits only: Number() would take ' ' as 0, '0x10' as 16 and '1e3' as 1000. */
+const integer = (min: number, max: number) =>
+  z.string()
+    .regex(/^\d{1,6}$/, `must be a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `must be a whole number from ${min} to ${max}`);
+
 const rules = {
-  PORT: z.coerce.number().int().min(0).max(65535),
-  HOST: z.string().min(1),
-  TESSERA_PUBLIC_URL: z.url({ protocol: /^https?$/ }).refine((u) => !u.includes('?') && !u.includes('#'), 'must not have a query or fragment'),
+  PORT: integer(0, 65535),
+  HOST: z.string().regex(/^[^\s/]+$/, 'must be an address or host name, without spaces'),
+  TESSERA_PUBLIC_URL: z.url({ protocol: /^https?$/, error: 'must be an absolute http:// or https:// URL' })
+    .refine((u) => !u.includes('?') && !u.includes('#'), 'must not have a query or fragment'),
   TESSERA_MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://'),
   TESSERA_DATA_DIR: z.string().min(1),
   TESSERA_BOOTSTRAP_TOKEN: z.string().min(16, 'must be at least 16 characters').max(512).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'),
   TESSERA_BOOTSTRAP_PASSWORD: z.string().min(8, 'must be at least 8 characters').max(1024),
   TESSERA_SECRET_KEY: z.string().min(32, 'must be at least 32 characters (for example: openssl rand -base64 48)'),
-  TESSERA_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
-  TESSERA_WORKERS: z.coerce.number().int().min(1).max(64),
+  TESSERA_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+    error: 'must be one of fatal, error, warn, info, debug, trace, silent',
+  }),
+  TESSERA_WORKERS: integer(1, 64),
 } as const;
 
 function read<K extends keyof typeof rules>(env: NodeJS.ProcessEnv, name: K, fallback?: string): z.infer<(typeof rules)[K]> | undefined {
@@ -78,13 +88,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 export function resolveSecretKey(config: Config): string {
   if (config.secretKey) return config.secretKey;
   const file = path.join(config.dataDir, 'secret.key');
-  if (existsSync(file)) {
-    const key = readFileSync(file, 'utf8').trim();
-    if (key.length < 32) throw new ConfigError('TESSERA_SECRET_KEY', `the key kept in ${file} is too short; remove it or set the variable`);
+  try {
+    if (existsSync(file)) {
+      const key = readFileSync(file, 'utf8').trim();
+      if (key.length < 32) throw new ConfigError('TESSERA_SECRET_KEY', `the key kept in ${file} is too short; remove it or set the variable`);
+      return key;
+    }
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    const key = randomBytes(48).toString('base64url');
+    writeFileSync(file, `${key}\n`, { mode: 0o600, flag: 'wx' });
     return key;
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    // An unusable data dir (a file, no permission, read-only) is a configuration problem, not a crash.
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new ConfigError('TESSERA_DATA_DIR', `cannot use ${config.dataDir} (${code})`);
   }
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const key = randomBytes(48).toString('base64url');
-  writeFileSync(file, `${key}\n`, { mode: 0o600, flag: 'wx' });
-  return key;
 }

@@ -25,11 +25,15 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' || code === 'EACCES') {
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') {
       process.stderr.write(`tessera: cannot listen on ${config.host}:${config.port} (${code})\n`);
       process.exit(1);
     }
-    throw error;
+    // Anything else still gets one line; the stack only when asked for (debug/trace).
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    process.stderr.write(`tessera: cannot start: ${message.split('\n')[0]}\n`);
+    if (config.logLevel === 'debug' || config.logLevel === 'trace') process.stderr.write(`${(error as Error).stack ?? ''}\n`);
+    process.exit(1);
   }
   if (server.firstStartToken) {
     // Printed once, on stdout, for the operator: the contract's first-start admin token.

@@ -6,7 +6,13 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export function jsonBody(limit: number): Middleware {
   return async (ctx, next) => {
-    if (ctx.method !== 'POST' || !ctx.is('application/json', 'application/graphql-response+json', '+json')) return next();
+    if (ctx.method !== 'POST') return next();
+    if (!ctx.is('application/json', 'application/graphql-response+json', '+json')) {
+      // Not JSON: leave the body unread and let Apollo refuse it (CSRF prevention for the simple
+      // content types, a 400 for the rest) instead of its integration's 500 for "no body parser".
+      (ctx.request as unknown as { body: unknown }).body = {};
+      return next();
+    }
     let text: string;
     try {
       text = utf8.decode(await getRawBody(ctx.req, { limit, length: ctx.request.length ?? null }));
