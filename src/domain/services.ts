@@ -9,6 +9,8 @@ import { UserService } from './users.js';
 import { AppPasswordService } from './app-passwords.js';
 import { TokenService } from './tokens.js';
 import { EventLog } from './events.js';
+import { EventQuery } from './events-query.js';
+import { FederatedSourceService } from './federation/sources.js';
 
 export interface Services {
   config: Config;
@@ -21,11 +23,14 @@ export interface Services {
   appPasswords: AppPasswordService;
   tokens: TokenService;
   events: EventLog;
+  eventQuery: EventQuery;
+  federatedSources: FederatedSourceService;
 }
 
 export function createServices(config: Config, store: Store, logger: Logger, secretKey: string): Services {
   const keys = new SigningKeyService(store, secretKey);
   const providers = new ProviderService(store, keys, config.publicUrl);
+  const events = new EventLog(store, logger);
   return {
     config,
     store,
@@ -36,6 +41,8 @@ export function createServices(config: Config, store: Store, logger: Logger, sec
     users: new UserService(store),
     appPasswords: new AppPasswordService(store),
     tokens: new TokenService(store, keys, providers),
-    events: new EventLog(store, logger),
+    events,
+    eventQuery: new EventQuery(store, events),
+    federatedSources: new FederatedSourceService(store),
   };
 }

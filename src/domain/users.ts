@@ -7,8 +7,10 @@ import argon2 from 'argon2';
 import type { User, UserType } from './model.js';
 import { DomainConflictError, NotFoundError, ValidationError } from './errors.js';
 import { TtlCache } from './cache.js';
-import type { Collections } from '../store/ports.js';
+import type { Collections, Filter, Operators } from '../store/ports.js';
 import { ConflictError } from '../store/errors.js';
+import { keysetPage, type Page, type PageRequest } from './pagination.js';
+import { USER_TYPES } from './model.js';
 
 export interface CreateUserInput {
   username: string;
@@ -27,6 +29,12 @@ export interface UpdateUserInput {
   isActive?: boolean | null;
   isAdmin?: boolean | null;
   attributes?: Record<string, unknown> | null;
+}
+
+export interface UserListFilter {
+  type?: UserType | null;
+  /** Substring of username, name or email, case-insensitive. */
+  search?: string | null;
 }
 
 const USERNAME = /^[A-Za-z0-9@.+_-]{1,150}$/;
@@ -80,6 +88,15 @@ export class UserService {
 
   getMany(ids: readonly string[]): Promise<User[]> {
     return this.collections.users.find({ id: { $in: [...ids] } });
+  }
+
+  /** One page of users, oldest first (keyset on createdAt, id: deep pages cost what the first does). */
+  listPage(filter: UserListFilter, request: PageRequest): Promise<Page<User>> {
+    return keysetPage(this.collections.users, userFilter(filter), request, 1);
+  }
+
+  count(filter: UserListFilter): Promise<number> {
+    return this.collections.users.count(userFilter(filter));
   }
 
   async create(input: CreateUserInput): Promise<User> {
@@ -180,6 +197,26 @@ export class UserService {
     this.byId.delete(user.id);
     return updated ?? user;
   }
+}
+
+const MAX_SEARCH_LENGTH = 200;
+
+/** The store filter of a user listing; the search is matched literally (regex characters escaped). */
+function userFilter(filter: UserListFilter): Filter {
+  const out: Filter = {};
+  if (filter.type != null) {
+    if (!USER_TYPES.includes(filter.type)) throw new ValidationError('filter.type', 'is not a user type');
+    out.type = filter.type;
+  }
+  const search = filter.search?.trim();
+  if (search) {
+    if (search.length > MAX_SEARCH_LENGTH) throw new ValidationError('filter.search', `must be at most ${MAX_SEARCH_LENGTH} characters`);
+    const pattern = new RegExp(search.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'i');
+    // Both stores evaluate $regex natively; the port's Operators type does not list it.
+    const contains = { $regex: pattern } as unknown as Operators;
+    out.$or = [{ username: contains }, { name: contains }, { email: contains }];
+  }
+  return out;
 }
 
 /** Active and not expired. */
