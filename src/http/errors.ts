@@ -12,6 +12,10 @@ export function errorBodies(logger: Logger): Middleware {
   return async (ctx, next) => {
     try {
       await next();
+      if (ctx.status === 405) {
+        // The router answers a known path with another method after the 404 fallback ran; say so.
+        ctx.body = { error: 'invalid_request', error_description: `${ctx.method} is not allowed on ${ctx.path}`, request_id: ctx.state.requestId as string | undefined };
+      }
     } catch (error) {
       const requestId = ctx.state.requestId as string | undefined;
       if (error instanceof OAuthError) {

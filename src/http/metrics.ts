@@ -24,7 +24,8 @@ export class HttpMetrics {
       try {
         await next();
       } finally {
-        const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute ?? (ctx.status === 404 ? 'unmatched' : ctx.path);
+        // No matched route (404, or 405 on a known path with another method): one label, never the raw path.
+        const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
         const seconds = Number(process.hrtime.bigint() - start) / 1e9;
         this.requests.inc({ route: String(route), method: ctx.method, status: String(ctx.status) });
         this.latency.observe({ route: String(route), method: ctx.method }, seconds);
