@@ -168,3 +168,47 @@ export interface AuditEvent {
   context: Record<string, unknown>;
   createdAt: Date;
 }
+
+/** A CEL boolean expression deciding whether a token may be issued (bound to providers and clients). */
+export interface ExpressionPolicy {
+  id: string;
+  /** Unique: POLICY_DENIED events name the policy. */
+  name: string;
+  expression: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type PolicyTargetType = 'PROVIDER' | 'CLIENT';
+
+/** Attaches a policy to a provider or a client; every bound policy must pass. */
+export interface PolicyBinding {
+  id: string;
+  policyId: string;
+  targetType: PolicyTargetType;
+  targetId: string;
+  /** Evaluation order within one target, lowest first. */
+  order: number;
+  createdAt: Date;
+}
+
+/** A CEL expression turning an input JWT's claims into attributes of the generated service account. */
+export interface SourcePropertyMapping {
+  id: string;
+  federatedSourceId: string;
+  name: string;
+  expression: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** A CEL expression returning claims added to tokens and userinfo when `scope` is granted. */
+export interface ScopeMapping {
+  id: string;
+  providerId: string;
+  scope: string;
+  name: string;
+  expression: string;
+  createdAt: Date;
+  updatedAt: Date;
+}

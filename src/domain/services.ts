@@ -11,6 +11,7 @@ import { TokenService } from './tokens.js';
 import { EventLog } from './events.js';
 import { EventQuery } from './events-query.js';
 import { FederatedSourceService } from './federation/sources.js';
+import { PolicyService } from './policies/service.js';
 
 export interface Services {
   config: Config;
@@ -25,6 +26,7 @@ export interface Services {
   events: EventLog;
   eventQuery: EventQuery;
   federatedSources: FederatedSourceService;
+  policies: PolicyService;
 }
 
 export function createServices(config: Config, store: Store, logger: Logger, secretKey: string): Services {
@@ -44,5 +46,6 @@ export function createServices(config: Config, store: Store, logger: Logger, sec
     events,
     eventQuery: new EventQuery(store, events),
     federatedSources: new FederatedSourceService(store),
+    policies: new PolicyService(store, events, logger),
   };
 }

@@ -6,7 +6,7 @@
  */
 import type {
   AppPassword, AuditEvent, Client, DeviceAuthorization, FederatedSource, Provider, RefreshToken,
-  RevokedToken, SigningKey, User,
+  RevokedToken, SigningKey, User, ExpressionPolicy, PolicyBinding, SourcePropertyMapping, ScopeMapping,
 } from '../domain/model.js';
 
 export type Scalar = string | number | boolean | Date | null;
@@ -70,6 +70,10 @@ export interface Collections {
   refreshTokens: DocumentCollection<RefreshToken>;
   revokedTokens: DocumentCollection<RevokedToken>;
   events: DocumentCollection<AuditEvent>;
+  expressionPolicies: DocumentCollection<ExpressionPolicy>;
+  policyBindings: DocumentCollection<PolicyBinding>;
+  sourcePropertyMappings: DocumentCollection<SourcePropertyMapping>;
+  scopeMappings: DocumentCollection<ScopeMapping>;
 }
 
 export interface StoreAdapter extends Collections {

@@ -36,6 +36,10 @@ export const COLLECTION_SPECS: Record<keyof Collections, CollectionSpec> = {
   refreshTokens: { unique: ['tokenHash'], indexes: ['familyId', 'userId'], ttl: { field: 'expiresAt', afterSeconds: 0 } },
   revokedTokens: { unique: [], indexes: [], ttl: { field: 'expiresAt', afterSeconds: 0 } },
   events: { unique: [], indexes: ['createdAt', 'requestId', 'action', 'clientId', 'username'], json: ['context'] },
+  expressionPolicies: { unique: ['name'], indexes: [] },
+  policyBindings: { unique: [], indexes: ['policyId', 'targetId'] },
+  sourcePropertyMappings: { unique: [], indexes: ['federatedSourceId'] },
+  scopeMappings: { unique: [], indexes: ['providerId'] },
 };
 
 export const COLLECTION_NAMES = Object.keys(COLLECTION_SPECS) as (keyof Collections)[];
