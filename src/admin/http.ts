@@ -13,6 +13,7 @@ import type { AdminContext } from './context.js';
 import { createLoaders } from './loaders.js';
 import { formatAdminError } from './errors.js';
 import { buildAdminSchema } from './schema.js';
+import { queryLimits } from './limits.js';
 
 export const GRAPHQL_BODY_LIMIT = 1024 * 1024;
 
@@ -40,6 +41,7 @@ export async function createAdminMiddleware(services: Services): Promise<{ middl
     csrfPrevention: true,
     introspection: true,
     includeStacktraceInErrorResponses: false,
+    validationRules: [queryLimits()],
     formatError: formatAdminError(services.logger),
   });
   await apollo.start();

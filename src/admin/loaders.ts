@@ -31,6 +31,6 @@ export function createLoaders(services: Services): Loaders {
     clientsByProvider: new DataLoader(async (ids) => groupBy(ids, await services.clients.listForProviders(ids), (c) => c.providerId)),
     user: new DataLoader(async (ids) => byId(ids, await services.users.getMany(ids))),
     appPasswordsByUser: new DataLoader(async (ids) => groupBy(ids, await services.appPasswords.listForUsers(ids), (a) => a.userId)),
-    federatedSource: new DataLoader(async (ids) => byId(ids, await services.store.federatedSources.find({ id: { $in: [...ids] } }))),
+    federatedSource: new DataLoader(async (ids) => byId(ids, await services.federatedSources.getMany(ids))),
   };
 }

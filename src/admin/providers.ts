@@ -112,7 +112,9 @@ export class ProviderResolver {
     return provider;
   }
 
-  @Mutation(() => Boolean)
+  @Mutation(() => Boolean, {
+    description: 'Deletes the provider and everything that belongs to it: its clients (with their pending device codes and refresh tokens) and its signing keys, so its tokens stop verifying. Providers that trusted it stop doing so.',
+  })
   async deleteProvider(@Ctx() ctx: AdminContext, @Arg('id', () => ID) id: string): Promise<boolean> {
     await ctx.services.providers.delete(id);
     ctx.services.tokens.invalidateProviderKeys(id);

@@ -2,9 +2,20 @@ import 'reflect-metadata';
 import { buildSchema } from 'type-graphql';
 import type { GraphQLSchema } from 'graphql';
 import { ProviderResolver } from './providers.js';
+import { ClientResolver, ProviderClientsResolver } from './clients.js';
+import { UserResolver } from './users.js';
+import { AppPasswordResolver, UserAppPasswordsResolver } from './app-passwords.js';
+import { FederatedSourceResolver, ProviderFederationResolver } from './federated-sources.js';
+import { EventResolver } from './events.js';
 
 /** Every resolver of the admin API; a new entity adds its resolver here. */
-export const RESOLVERS = [ProviderResolver] as const;
+export const RESOLVERS = [
+  ProviderResolver, ProviderClientsResolver, ProviderFederationResolver,
+  ClientResolver,
+  UserResolver, UserAppPasswordsResolver, AppPasswordResolver,
+  FederatedSourceResolver,
+  EventResolver,
+] as const;
 
 let built: Promise<GraphQLSchema> | null = null;
 

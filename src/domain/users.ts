@@ -47,6 +47,14 @@ function validateUsername(value: string): string {
   return value;
 }
 
+/** A display name is optional; blank means none. */
+function validateOptionalName(value: string | null | undefined): string | null {
+  const name = value?.trim();
+  if (!name) return null;
+  if (name.length > 200) throw new ValidationError('name', 'must be at most 200 characters');
+  return name;
+}
+
 function validateEmail(value: string | null | undefined): string | null {
   if (value === null || value === undefined || value === '') return null;
   if (!EMAIL.test(value)) throw new ValidationError('email', 'must be an email address');
@@ -99,12 +107,18 @@ export class UserService {
     return this.collections.users.count(userFilter(filter));
   }
 
+  /** A service account: a non-admin identity for machines, without a login password, optionally expiring. */
+  createServiceAccount(input: Pick<CreateUserInput, 'username' | 'name' | 'attributes' | 'expiresAt'>): Promise<User> {
+    if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw new ValidationError('expiresAt', 'must be in the future');
+    return this.create({ username: input.username, name: input.name, attributes: input.attributes, expiresAt: input.expiresAt, type: 'SERVICE_ACCOUNT' });
+  }
+
   async create(input: CreateUserInput): Promise<User> {
     const now = new Date();
     const user: User = {
       id: randomUUID(),
       username: validateUsername(input.username),
-      name: input.name?.trim() || null,
+      name: validateOptionalName(input.name),
       email: validateEmail(input.email),
       type: input.type ?? 'INTERNAL',
       isActive: true,
@@ -126,7 +140,7 @@ export class UserService {
 
   async update(id: string, input: UpdateUserInput): Promise<User> {
     const $set: Partial<User> = { updatedAt: new Date() };
-    if (input.name !== undefined) $set.name = input.name?.trim() || null;
+    if (input.name !== undefined) $set.name = validateOptionalName(input.name);
     if (input.email !== undefined) $set.email = validateEmail(input.email);
     if (input.isActive != null) $set.isActive = input.isActive;
     if (input.isAdmin != null) $set.isAdmin = input.isAdmin;
