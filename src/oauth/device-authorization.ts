@@ -1,0 +1,91 @@
+/**
+ * POST /application/o/device/: the device authorization request (RFC 8628 §3.1).
+ * parse → authenticate the client (Basic with `client_id:` works like body client_id, unlike the
+ * authentik report) → DEVICE_CODE grant → scopes → PKCE → issue codes.
+ */
+import type { Services } from '../domain/services.js';
+import type { Provider } from '../domain/model.js';
+import { deviceFlowFor } from '../domain/device-flow.js';
+import { parseScopeParameter, permittedScopes } from '../domain/scopes.js';
+import { readQuery, type FormParams } from '../http/body.js';
+import { OAuthError } from './errors.js';
+import { oauthEndpoint } from './endpoint.js';
+import { authenticateClient, extractClientCredentials, requireGrant } from './client-auth.js';
+import { parseCodeChallenge } from './pkce.js';
+
+export interface DeviceAuthorizationResponse {
+  device_code: string;
+  user_code: string;
+  verification_uri: string;
+  verification_uri_complete: string;
+  expires_in: number;
+  interval: number;
+}
+
+/** Where people enter codes: the provider's own page if it names one, else this server's /device. */
+export function verificationUri(services: Pick<Services, 'config'>, provider: Provider): string {
+  return provider.deviceFlow.verificationUri ?? `${services.config.publicUrl}/device`;
+}
+
+export function verificationUriComplete(base: string, userCode: string): string {
+  const url = new URL(base);
+  url.searchParams.set('code', userCode);
+  return url.toString();
+}
+
+/** A parameter that may come in the body or the query string, but not both. */
+function oneOf(name: string, body: FormParams, query: FormParams): string | undefined {
+  const inBody = body.get(name);
+  const inQuery = query.get(name);
+  if (inBody !== undefined && inQuery !== undefined) throw new OAuthError('invalid_request', `parameter '${name}' was given both in the query and in the body`);
+  return inBody ?? inQuery;
+}
+
+/** `scope`, or its alias `scopes` (authentik's documented name); not both. */
+export function requestedScopes(body: FormParams): string[] {
+  const scope = body.get('scope');
+  const scopes = body.get('scopes');
+  if (scope !== undefined && scopes !== undefined) throw new OAuthError('invalid_request', "send 'scope' or its alias 'scopes', not both");
+  const parsed = parseScopeParameter(scope ?? scopes ?? '');
+  if (parsed === null) throw new OAuthError('invalid_scope', 'the scope parameter is malformed');
+  return parsed;
+}
+
+export function deviceAuthorizationEndpoint(services: Services) {
+  return oauthEndpoint(async (ctx, { body }) => {
+    if (ctx.method !== 'POST') throw new OAuthError('invalid_request', 'the device authorization endpoint takes POST');
+    const query = readQuery(ctx);
+    const presented = extractClientCredentials(ctx.get('authorization') || undefined, body);
+    const { client, provider } = await authenticateClient(services, presented, { requireSecret: true });
+    requireGrant(client, 'DEVICE_CODE');
+
+    const scopes = requestedScopes(body);
+    const permitted = permittedScopes(client.allowedScopes);
+    const outside = scopes.filter((s) => !permitted.includes(s));
+    if (outside.length > 0) throw new OAuthError('invalid_scope', `this client may not ask for: ${outside.join(' ')}`);
+
+    const challenge = parseCodeChallenge(oneOf('code_challenge', body, query), oneOf('code_challenge_method', body, query));
+    if (!challenge && provider.deviceFlow.requirePkce) {
+      throw new OAuthError('invalid_request', 'this provider requires PKCE: send code_challenge (S256 recommended)');
+    }
+
+    const started = await deviceFlowFor(services.store).start({
+      provider,
+      client,
+      scopes,
+      codeChallenge: challenge?.codeChallenge ?? null,
+      codeChallengeMethod: challenge?.codeChallengeMethod ?? null,
+    });
+    const uri = verificationUri(services, provider);
+    const response: DeviceAuthorizationResponse = {
+      device_code: started.deviceCode,
+      user_code: started.userCode,
+      verification_uri: uri,
+      verification_uri_complete: verificationUriComplete(uri, started.userCode),
+      expires_in: provider.deviceFlow.codeLifetimeSeconds,
+      interval: provider.deviceFlow.pollIntervalSeconds,
+    };
+    ctx.status = 200;
+    ctx.body = response;
+  });
+}

@@ -1,0 +1,61 @@
+/**
+ * grant_type=urn:ietf:params:oauth:grant-type:device_code (RFC 8628 §3.4–3.5).
+ * The answers, in the contract's order: invalid_grant (unknown code, another client's code,
+ * already exchanged, missing or wrong code_verifier) → expired_token → slow_down → access_denied
+ * → authorization_pending → tokens, exactly once per code.
+ */
+import { deviceFlowFor } from '../../domain/device-flow.js';
+import { isUsable } from '../../domain/users.js';
+import { OAuthError, invalidGrant } from '../errors.js';
+import { verifierMatches } from '../pkce.js';
+import type { Grant } from './grant.js';
+import { issueUserTokens } from './user-tokens.js';
+
+export const DEVICE_CODE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:device_code';
+
+export const deviceCodeGrant: Grant = {
+  grantType: DEVICE_CODE_GRANT_TYPE,
+  clientGrant: 'DEVICE_CODE',
+  requireClientSecret: true,
+  async handle(services, { params, requestId, client: { client, provider } }) {
+    const deviceCode = params.get('device_code');
+    if (!deviceCode) throw new OAuthError('invalid_request', 'device_code is required');
+    const codeVerifier = params.get('code_verifier');
+    const flow = deviceFlowFor(services.store);
+
+    const authorization = await flow.findByDeviceCode(deviceCode);
+    if (!authorization) throw invalidGrant('the device code is invalid', 'unknown device_code');
+    if (authorization.clientId !== client.clientId) throw invalidGrant('the device code is invalid', `device_code belongs to client ${authorization.clientId}`);
+    if (authorization.status === 'exchanged') throw invalidGrant('the device code was already used');
+    if (authorization.codeChallenge && authorization.codeChallengeMethod) {
+      if (!codeVerifier) throw invalidGrant('code_verifier is required: a code_challenge was sent with this device code');
+      const challenge = { codeChallenge: authorization.codeChallenge, codeChallengeMethod: authorization.codeChallengeMethod };
+      if (!verifierMatches(codeVerifier, challenge)) throw invalidGrant('code_verifier does not match the code_challenge');
+    } else if (codeVerifier !== undefined) {
+      // RFC 9700 §2.1.1: a verifier without a challenge is refused, or PKCE could be downgraded.
+      throw invalidGrant('code_verifier was sent, but no code_challenge was sent with this device code');
+    }
+
+    const result = await flow.poll(authorization);
+    switch (result.kind) {
+      case 'invalid':
+        throw invalidGrant('the device code was already used', result.detail);
+      case 'expired':
+        throw new OAuthError('expired_token', 'the device code has expired; start again');
+      case 'slow_down':
+        throw new OAuthError('slow_down', `polling too often: wait at least ${result.intervalSeconds} seconds between polls`);
+      case 'denied':
+        throw new OAuthError('access_denied', 'the user denied the request');
+      case 'pending':
+        throw new OAuthError('authorization_pending', 'the user has not decided yet');
+      case 'approved':
+        break;
+    }
+    const approved = result.authorization;
+    const user = approved.userId ? await services.users.get(approved.userId) : null;
+    if (!user || !isUsable(user)) throw invalidGrant('the device code is invalid', 'the approving user is gone or inactive');
+    return issueUserTokens(services, {
+      provider, client, user, scopes: approved.scopes, requestId, grant: DEVICE_CODE_GRANT_TYPE,
+    });
+  },
+};

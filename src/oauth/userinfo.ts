@@ -1,0 +1,48 @@
+/**
+ * GET/POST /application/o/userinfo/ (OpenID Connect Core §5.3): the claims of the scopes the
+ * access token was granted, read from the user as it is now. The token comes as a Bearer header
+ * (RFC 6750 §2.1) or, on POST, as the form parameter access_token (§2.2), not both. Errors carry
+ * WWW-Authenticate: Bearer with the RFC 6750 §3 error code.
+ */
+import type { Services } from '../domain/services.js';
+import { scopeClaims } from '../domain/tokens.js';
+import { isUsable } from '../domain/users.js';
+import { OAuthError, type OAuthErrorCode } from './errors.js';
+import { oauthEndpoint } from './endpoint.js';
+
+const REALM = 'tessera';
+
+function bearerError(code: OAuthErrorCode, description: string, detail?: string): OAuthError {
+  const error = new OAuthError(code, description, detail);
+  // Description text is ours: plain ASCII without quotes or backslashes.
+  return error.withHeader('WWW-Authenticate', `Bearer realm="${REALM}", error="${code}", error_description="${description}"`);
+}
+
+function presentedToken(authorization: string, formToken: string | undefined): string {
+  const header = authorization.trim();
+  if (header !== '') {
+    const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
+    if (formToken !== undefined) throw bearerError('invalid_request', 'send the access token once: in the Authorization header or in the body');
+    if (!match) {
+      if (/^bearer\b/i.test(header)) throw bearerError('invalid_request', 'the Bearer authorization header is malformed');
+      // Another scheme: as if no token was sent (RFC 6750 §3.1: no error code then).
+      throw new OAuthError('invalid_token', 'a Bearer access token is required').withHeader('WWW-Authenticate', `Bearer realm="${REALM}"`);
+    }
+    return match[1]!;
+  }
+  if (formToken !== undefined && formToken !== '') return formToken;
+  throw new OAuthError('invalid_token', 'a Bearer access token is required').withHeader('WWW-Authenticate', `Bearer realm="${REALM}"`);
+}
+
+export function userinfoEndpoint(services: Services) {
+  return oauthEndpoint(async (ctx, { body }) => {
+    const token = presentedToken(ctx.get('authorization'), ctx.method === 'POST' ? body.get('access_token') : undefined);
+    const verified = await services.tokens.verifyAccessToken(token);
+    if (!verified) throw bearerError('invalid_token', 'the access token is invalid, expired or revoked');
+    const user = await services.users.get(verified.claims.sub);
+    if (!user || !isUsable(user)) throw bearerError('invalid_token', 'the access token is invalid, expired or revoked', 'the user is gone or inactive');
+    const scopes = verified.claims.scope.split(' ').filter((s) => s !== '');
+    ctx.status = 200;
+    ctx.body = { ...scopeClaims(user, scopes), sub: user.id };
+  });
+}

@@ -1,0 +1,215 @@
+/**
+ * GET/POST /device: the verification page for people (sign in → enter or confirm the code →
+ * allow/deny → done), and its JSON form for programs (json-form.ts) on POST with
+ * Accept: application/json. Not an OAuth endpoint, but the form body goes through the same strict
+ * parser. Redirects only ever go to /device on this origin (relative), so there is nothing to
+ * redirect openly.
+ */
+import { randomBytes } from 'node:crypto';
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import type { Services } from '../domain/services.js';
+import type { User } from '../domain/model.js';
+import { formatUserCode, MAX_USER_CODE_ENTRY } from '../domain/device-flow.js';
+import { createUserCodeLimiter, type WrongUserCodeLimiter } from '../domain/rate-limits.js';
+import { isUsable } from '../domain/users.js';
+import { readFormBody, type FormParams } from '../http/body.js';
+import { OAuthError } from '../oauth/errors.js';
+import { both } from '../http/routing.js';
+import { consentPage, donePage, enterCodePage, messagePage, signInPage } from './pages.js';
+import { csrfMatches, newSession, readSession, writeSession, type DeviceSession, type SessionOptions } from './session.js';
+import { handleJsonDecision } from './json-form.js';
+import { lookupUserCode, recordDecision } from './decisions.js';
+
+const MESSAGES = {
+  unknown: "We don't recognise that code. Check it against your device and try again.",
+  expired: 'That code has expired. Start again on your device to get a new code.',
+  decided: 'That code has already been used. Start again on your device to get a new code.',
+  limited: 'Too many wrong codes. Wait a minute, then try again.',
+  signIn: 'Wrong username or password.',
+  csrf: 'This form has expired or was not sent from this page. Please try again.',
+  badForm: 'The form could not be read. Please try again.',
+};
+
+interface PageContext {
+  ctx: Context;
+  services: Services;
+  limiter: WrongUserCodeLimiter;
+  session: DeviceSession;
+  user: User | null;
+  nonce: string;
+  sessionOptions: SessionOptions;
+}
+
+function securityHeaders(ctx: Context, nonce: string): void {
+  ctx.set('Cache-Control', 'no-store');
+  ctx.set('Pragma', 'no-cache');
+  ctx.set('Content-Security-Policy', `default-src 'none'; style-src 'nonce-${nonce}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`);
+  ctx.set('X-Frame-Options', 'DENY');
+  ctx.set('X-Content-Type-Options', 'nosniff');
+  ctx.set('Referrer-Policy', 'no-referrer');
+}
+
+function send(ctx: Context, status: number, page: string): void {
+  ctx.status = status;
+  ctx.type = 'text/html; charset=utf-8';
+  ctx.body = page;
+}
+
+/** A code from the query string or a form: trimmed, and refused when it cannot be a code at all. */
+function enteredCode(value: string | null | undefined): string | null {
+  const code = value?.trim() ?? '';
+  return code === '' ? null : code.slice(0, MAX_USER_CODE_ENTRY);
+}
+
+function deviceUrl(code: string | null): string {
+  return code ? `/device?code=${encodeURIComponent(code)}` : '/device';
+}
+
+async function currentUser(services: Services, session: DeviceSession | null): Promise<User | null> {
+  if (!session?.userId) return null;
+  const user = await services.users.get(session.userId);
+  return user && isUsable(user) ? user : null;
+}
+
+/** Shows the consent page for a code, or the code page with the reason it cannot be used. */
+async function showCode(p: PageContext, code: string): Promise<void> {
+  const frame = { nonce: p.nonce, csrf: p.session.csrf, username: p.user!.username };
+  const found = await lookupUserCode(p.services, p.limiter, code, { address: p.ctx.ip, userId: p.user!.id });
+  if (found.kind === 'limited') {
+    p.ctx.set('Retry-After', String(found.retryAfterSeconds));
+    return send(p.ctx, 429, enterCodePage({ ...frame, title: 'Too many attempts', code, error: MESSAGES.limited }));
+  }
+  if (found.kind !== 'pending') {
+    const error = MESSAGES[found.kind];
+    return send(p.ctx, 400, enterCodePage({ ...frame, title: 'Enter your code', code, error }));
+  }
+  const authorization = found.authorization;
+  const client = await p.services.clients.getByClientId(authorization.clientId);
+  const provider = await p.services.providers.get(authorization.providerId);
+  if (!client || !provider) return send(p.ctx, 400, enterCodePage({ ...frame, title: 'Enter your code', code, error: MESSAGES.unknown }));
+  send(p.ctx, 200, consentPage({
+    ...frame,
+    title: `Allow ${client.name}?`,
+    clientName: client.name,
+    providerName: provider.name,
+    scopes: authorization.scopes,
+    displayCode: formatUserCode(authorization.userCode),
+    userCode: authorization.userCode,
+  }));
+}
+
+async function getPage(p: PageContext): Promise<void> {
+  const query = new URLSearchParams(p.ctx.querystring);
+  const code = enteredCode(query.get('code') ?? query.get('user_code'));
+  if (!p.user) return send(p.ctx, 200, signInPage({ nonce: p.nonce, title: 'Sign in', csrf: p.session.csrf, code }));
+  if (!code) return send(p.ctx, 200, enterCodePage({ nonce: p.nonce, title: 'Enter your code', csrf: p.session.csrf, username: p.user.username, code: null }));
+  // RFC 8628 §3.3.1: the prefilled code is still shown for the user to compare before anything is allowed.
+  return showCode(p, code);
+}
+
+async function postPage(p: PageContext, body: FormParams): Promise<void> {
+  const { ctx, services } = p;
+  const action = body.get('action');
+  const code = enteredCode(body.get('user_code'));
+  const requestId = ctx.state.requestId as string;
+
+  if (action === 'signin') {
+    const username = body.get('username')?.trim() ?? '';
+    const password = body.get('password') ?? '';
+    // People sign in with their login password; app passwords are for machines (and the JSON form).
+    const user = username && password ? await services.users.verifyPassword(username, password) : null;
+    if (!user) {
+      return send(ctx, 400, signInPage({ nonce: p.nonce, title: 'Sign in', csrf: p.session.csrf, code, error: MESSAGES.signIn, formUsername: username }));
+    }
+    writeSession(ctx, newSession(user.id), p.sessionOptions);
+    ctx.status = 303;
+    ctx.redirect(deviceUrl(code));
+    return;
+  }
+  if (action === 'signout') {
+    writeSession(ctx, newSession(null), p.sessionOptions);
+    ctx.status = 303;
+    ctx.redirect('/device');
+    return;
+  }
+  if (!p.user) return send(ctx, 400, signInPage({ nonce: p.nonce, title: 'Sign in', csrf: p.session.csrf, code }));
+  const frame = { nonce: p.nonce, csrf: p.session.csrf, username: p.user.username };
+
+  if (action === 'enter') {
+    if (!code) return send(ctx, 400, enterCodePage({ ...frame, title: 'Enter your code', code: null, error: 'Enter the code shown on your device.' }));
+    return showCode(p, code);
+  }
+  if (action === 'decide') {
+    const decision = body.get('decision');
+    if (!code || (decision !== 'allow' && decision !== 'deny')) {
+      return send(ctx, 400, enterCodePage({ ...frame, title: 'Enter your code', code, error: MESSAGES.badForm }));
+    }
+    const found = await lookupUserCode(services, p.limiter, code, { address: ctx.ip, userId: p.user.id });
+    if (found.kind === 'limited') {
+      ctx.set('Retry-After', String(found.retryAfterSeconds));
+      return send(ctx, 429, enterCodePage({ ...frame, title: 'Too many attempts', code, error: MESSAGES.limited }));
+    }
+    if (found.kind !== 'pending') return send(ctx, 400, enterCodePage({ ...frame, title: 'Enter your code', code, error: MESSAGES[found.kind] }));
+    const result = await recordDecision(services, { authorization: found.authorization, user: p.user, decision, requestId, via: 'page' });
+    if (result.kind !== 'decided') {
+      const error = result.kind === 'expired' ? MESSAGES.expired : MESSAGES.decided;
+      return send(ctx, 400, enterCodePage({ ...frame, title: 'Enter your code', code, error }));
+    }
+    const client = await services.clients.getByClientId(result.authorization.clientId);
+    return send(ctx, 200, donePage({
+      ...frame, title: decision === 'allow' ? 'Device connected' : 'Request denied',
+      approved: decision === 'allow', clientName: client?.name ?? result.authorization.clientId,
+    }));
+  }
+  return send(ctx, 400, enterCodePage({ ...frame, title: 'Enter your code', code, error: MESSAGES.badForm }));
+}
+
+export function registerVerificationRoutes(router: Router, services: Services): void {
+  const limiter = createUserCodeLimiter(services.store);
+  const sessionOptions: SessionOptions = { secure: services.config.publicUrl.startsWith('https:') };
+
+  both(router, ['GET', 'POST'], '/device', async (ctx) => {
+    const nonce = randomBytes(16).toString('base64');
+    securityHeaders(ctx, nonce);
+    if (ctx.method === 'POST' && ctx.accepts('html', 'json') === 'json') {
+      await handleJsonDecision(ctx, services, limiter);
+      return;
+    }
+
+    let session = readSession(ctx, sessionOptions);
+    const user = await currentUser(services, session);
+    if (ctx.method === 'GET') {
+      if (!session || (session.userId && !user)) {
+        session = newSession(null);
+        writeSession(ctx, session, sessionOptions);
+      }
+      await getPage({ ctx, services, limiter, session, user, nonce, sessionOptions });
+      return;
+    }
+
+    let body: FormParams;
+    try {
+      body = await readFormBody(ctx);
+    } catch (error) {
+      if (!(error instanceof OAuthError)) throw error;
+      const fresh = session ?? newSession(null);
+      if (!session) writeSession(ctx, fresh, sessionOptions);
+      send(ctx, error.status === 413 ? 413 : 400, messagePage({ nonce, title: 'Try again', heading: 'Something went wrong', message: MESSAGES.badForm, linkToStart: true }));
+      return;
+    }
+    if (!session || !csrfMatches(session, body.get('csrf'))) {
+      // A stale or forged form changes nothing: show the form again with a valid token.
+      const current = session && (!session.userId || user) ? session : newSession(null);
+      if (current !== session) writeSession(ctx, current, sessionOptions);
+      const code = enteredCode(body.get('user_code'));
+      const page = user && current === session
+        ? enterCodePage({ nonce, title: 'Enter your code', csrf: current.csrf, username: user.username, code, error: MESSAGES.csrf })
+        : signInPage({ nonce, title: 'Sign in', csrf: current.csrf, code, error: MESSAGES.csrf });
+      send(ctx, 403, page);
+      return;
+    }
+    await postPage({ ctx, services, limiter, session, user, nonce, sessionOptions }, body);
+  });
+}
+
