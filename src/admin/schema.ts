@@ -7,6 +7,7 @@ import { UserResolver } from './users.js';
 import { AppPasswordResolver, UserAppPasswordsResolver } from './app-passwords.js';
 import { FederatedSourceResolver, ProviderFederationResolver } from './federated-sources.js';
 import { EventResolver } from './events.js';
+import { ExpressionPolicyResolver, PolicyBindingResolver, ScopeMappingResolver, SourcePropertyMappingResolver } from './policies.js';
 
 /** Every resolver of the admin API; a new entity adds its resolver here. */
 export const RESOLVERS = [
@@ -15,6 +16,7 @@ export const RESOLVERS = [
   UserResolver, UserAppPasswordsResolver, AppPasswordResolver,
   FederatedSourceResolver,
   EventResolver,
+  ExpressionPolicyResolver, PolicyBindingResolver, SourcePropertyMappingResolver, ScopeMappingResolver,
 ] as const;
 
 let built: Promise<GraphQLSchema> | null = null;
