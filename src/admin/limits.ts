@@ -1,8 +1,8 @@
 /**
  * Abuse limits for /graphql, as validation rules: a query is refused before anything runs when it
  * nests too deep or asks for too much. Cost counts every field once per object it could be
- * resolved on: a list with `first` multiplies what is below it by `first` (500 when it is a
- * variable, the most a page holds), other lists by LIST_FACTOR. Introspection fields (__schema,
+ * resolved on: a connection with `first` multiplies what is below it by `first` (500 when it is a
+ * variable, the most a page holds) and its `edges` by nothing more; other lists multiply by LIST_FACTOR. Introspection fields (__schema,
  * __type) are left out: only admins reach this point, and the standard introspection query nests
  * deeper than any real query needs to.
  */
@@ -36,12 +36,17 @@ function fieldDefinition(parent: GraphQLCompositeType | null, name: string): Gra
   return parent.getFields()[name] ?? null;
 }
 
-function listFactor(node: FieldNode, type: GraphQLOutputType | undefined): number {
+function pageSize(node: FieldNode): number | null {
   const first = node.arguments?.find((a) => a.name.value === 'first');
-  if (first) {
-    if (first.value.kind === Kind.INT) return Math.max(1, Math.min(Number(first.value.value), PAGE_SIZE.max));
-    return PAGE_SIZE.max;
-  }
+  if (!first) return null;
+  return first.value.kind === Kind.INT ? Math.max(1, Math.min(Number(first.value.value), PAGE_SIZE.max)) : PAGE_SIZE.max;
+}
+
+/** How many times what is below a field may be resolved. `inPage`: the field sits right under a paged connection, whose `first` already counted its edges. */
+function listFactor(node: FieldNode, type: GraphQLOutputType | undefined, inPage: boolean): number {
+  const first = pageSize(node);
+  if (first !== null) return first;
+  if (inPage && node.name.value === 'edges') return 1;
   if (type && isListType(getNullableType(type))) return LIST_FACTOR;
   return 1;
 }
@@ -61,7 +66,7 @@ function measureFragment(w: Walker, name: string): Measure {
 }
 
 /** Depth and cost of a selection set, following fragments. */
-function measure(w: Walker, set: SelectionSetNode, parent: GraphQLCompositeType | null): Measure {
+function measure(w: Walker, set: SelectionSetNode, parent: GraphQLCompositeType | null, inPage = false): Measure {
   let depth = 0;
   let cost = 0;
   for (const selection of set.selections) {
@@ -70,9 +75,8 @@ function measure(w: Walker, set: SelectionSetNode, parent: GraphQLCompositeType 
       const def = fieldDefinition(parent, selection.name.value);
       const named = def ? getNamedType(def.type) : null;
       const childParent = named && isCompositeType(named) ? named : null;
-      const below = selection.selectionSet ? measure(w, selection.selectionSet, childParent) : { depth: 0, cost: 0 };
-      // A connection's `first` applies to its edges, one level down; counting it here is simpler and only stricter.
-      const factor = listFactor(selection, def?.type);
+      const below = selection.selectionSet ? measure(w, selection.selectionSet, childParent, pageSize(selection) !== null) : { depth: 0, cost: 0 };
+      const factor = listFactor(selection, def?.type, inPage);
       depth = Math.max(depth, 1 + below.depth);
       cost += 1 + factor * below.cost;
     } else {
@@ -80,7 +84,7 @@ function measure(w: Walker, set: SelectionSetNode, parent: GraphQLCompositeType 
       if (selection.kind === Kind.INLINE_FRAGMENT) {
         const typeName = selection.typeCondition?.name.value;
         const conditionType = typeName ? w.context.getSchema().getType(typeName) : null;
-        m = measure(w, selection.selectionSet, conditionType && isCompositeType(conditionType) ? conditionType : parent);
+        m = measure(w, selection.selectionSet, conditionType && isCompositeType(conditionType) ? conditionType : parent, inPage);
       } else {
         m = measureFragment(w, selection.name.value);
       }
