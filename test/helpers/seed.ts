@@ -19,7 +19,8 @@ export function unique(prefix: string): string {
 
 export async function seedMachineProvider(test: TestServer, input: ProviderInput = {}): Promise<Provider> {
   const slug = input.slug ?? unique('m2m');
-  return test.server.services.providers.create({ ...input, name: input.name ?? slug, slug });
+  // ES256 unless asked: an RSA key takes a while to generate on a busy machine.
+  return test.server.services.providers.create({ signingAlgorithm: 'ES256', ...input, name: input.name ?? slug, slug });
 }
 
 export async function seedMachineClient(

@@ -1,0 +1,226 @@
+/**
+ * Verifies a JWT assertion (RFC 7523 style) against a provider's federated sources: signature by
+ * one of the source's keys, an asymmetric algorithm from the allow-list, `exp` present and in the
+ * future, `nbf` and `iat` within a small clock skew, and `iss` / `aud` where the source sets them.
+ *
+ * Every refusal is an AssertionRejected with a machine-readable reason and a precise detail
+ * (which source, which claim, which kid) for the event log; the client only hears invalid_grant.
+ */
+import {
+  decodeJwt, decodeProtectedHeader, errors, jwtVerify,
+  type JWTPayload, type JWTVerifyOptions, type ProtectedHeaderParameters,
+} from 'jose';
+import type { FederatedSource } from '../model.js';
+import type { Collections } from '../../store/ports.js';
+import { TtlCache } from '../cache.js';
+import { DEFAULT_SOURCE_KEY_OPTIONS, SourceKeyCache, isRemoteSource, type KeySet, type SourceKeyOptions } from './source-keys.js';
+
+/** Asymmetric algorithms only: never `none`, never HMAC (a public key is not a shared secret). */
+export const ASSERTION_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+/** Tolerated clock difference for nbf and iat; exp gets none (the contract: in the future). */
+export const CLOCK_SKEW_SECONDS = 30;
+const MAX_ASSERTION_LENGTH = 16_384;
+
+export type AssertionRejectionReason =
+  | 'malformed' | 'alg_not_allowed' | 'no_sources' | 'keys_unavailable' | 'unknown_kid' | 'bad_signature'
+  | 'expired' | 'missing_exp' | 'not_yet_valid' | 'issued_in_future' | 'iss_mismatch' | 'aud_mismatch' | 'missing_sub';
+
+export class AssertionRejected extends Error {
+  constructor(readonly reason: AssertionRejectionReason, readonly detail: string, readonly sourceSlug: string | null = null) {
+    super(`${reason}: ${detail}`);
+    this.name = 'AssertionRejected';
+  }
+}
+
+export interface VerifiedAssertion {
+  source: FederatedSource;
+  claims: JWTPayload & { sub: string; exp: number };
+  header: ProtectedHeaderParameters;
+}
+
+/** The JWS compact shape (the signature may be empty: that is how alg=none tokens look, and we want to name them). */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+/** True when a string looks like a JWT (three base64url parts, a JSON header with alg); used to pick the rule. */
+export function looksLikeJwt(value: string): boolean {
+  if (value.length > MAX_ASSERTION_LENGTH || !COMPACT_JWS.test(value)) return false;
+  try {
+    return typeof decodeProtectedHeader(value).alg === 'string';
+  } catch {
+    return false;
+  }
+}
+
+/** The unverified header and payload, for choosing a path (source or provider); never trusted as is. */
+export function peekJwt(value: string): { header: ProtectedHeaderParameters; payload: JWTPayload } | null {
+  if (!looksLikeJwt(value)) return null;
+  try {
+    return { header: decodeProtectedHeader(value), payload: decodeJwt(value) };
+  } catch {
+    return null;
+  }
+}
+
+/** How specific a rejection is: when several sources refuse, the most telling reason is reported. */
+const SPECIFICITY: Record<AssertionRejectionReason, number> = {
+  malformed: 9, alg_not_allowed: 9, no_sources: 9, expired: 8, missing_exp: 8, not_yet_valid: 8, issued_in_future: 8,
+  aud_mismatch: 8, missing_sub: 8, iss_mismatch: 7, bad_signature: 5, unknown_kid: 4, keys_unavailable: 3,
+};
+
+const isoDate = (seconds: unknown) => (typeof seconds === 'number' && Number.isFinite(seconds) ? new Date(seconds * 1000).toISOString() : String(seconds));
+
+export class FederationVerifier {
+  /** Source records, briefly cached: the token endpoint reads them on every JWT request. */
+  private readonly sources = new TtlCache<FederatedSource | null>(5_000);
+  readonly keys: SourceKeyCache;
+
+  constructor(
+    private readonly collections: Pick<Collections, 'federatedSources'>,
+    options: SourceKeyOptions = DEFAULT_SOURCE_KEY_OPTIONS,
+  ) {
+    this.keys = new SourceKeyCache(collections, options);
+  }
+
+  async loadSources(ids: readonly string[]): Promise<FederatedSource[]> {
+    const found = await Promise.all(ids.map((id) => this.sources.getOrLoad(id, () => this.collections.federatedSources.findOne({ id }))));
+    return found.filter((s): s is FederatedSource => s !== null);
+  }
+
+  /** Forget a source's cached record and keys (after an admin change on this process). */
+  invalidate(sourceId: string): void {
+    this.sources.delete(sourceId);
+    this.keys.forget(sourceId);
+  }
+
+  /** Verifies `jwt` against the sources with these ids; the first source that accepts it wins. */
+  async verify(jwt: string, sourceIds: readonly string[]): Promise<VerifiedAssertion> {
+    if (jwt.length > MAX_ASSERTION_LENGTH) throw new AssertionRejected('malformed', `the JWT is longer than ${MAX_ASSERTION_LENGTH} characters`);
+    const peeked = peekJwt(jwt);
+    if (!peeked) throw new AssertionRejected('malformed', 'not a JWS compact serialization with a JSON header and payload');
+    const { header, payload } = peeked;
+    checkAlgorithm(header.alg);
+    const sources = await this.loadSources(sourceIds);
+    if (sources.length === 0) throw new AssertionRejected('no_sources', 'the provider has no federated sources');
+    // The unverified iss only orders the attempts; each source still checks iss itself.
+    const candidates = sources.filter((s) => s.issuer === null || s.issuer === payload.iss);
+    if (candidates.length === 0) {
+      throw new AssertionRejected(
+        'iss_mismatch',
+        `iss ${JSON.stringify(payload.iss ?? null)} matches none of the sources' issuers (${sources.map((s) => `${s.slug}: ${s.issuer}`).join(', ')})`,
+      );
+    }
+    candidates.sort((a, b) => Number(b.issuer !== null) - Number(a.issuer !== null));
+    const rejections: AssertionRejected[] = [];
+    for (const source of candidates) {
+      try {
+        return await this.verifyWithSource(jwt, header, source);
+      } catch (error) {
+        if (!(error instanceof AssertionRejected)) throw error;
+        rejections.push(error);
+      }
+    }
+    if (rejections.length === 1) throw rejections[0]!;
+    const best = [...rejections].sort((a, b) => SPECIFICITY[b.reason] - SPECIFICITY[a.reason])[0]!;
+    throw new AssertionRejected(best.reason, rejections.map((r) => `source ${r.sourceSlug}: ${r.detail}`).join('; '), best.sourceSlug);
+  }
+
+  private async verifyWithSource(jwt: string, header: ProtectedHeaderParameters, source: FederatedSource): Promise<VerifiedAssertion> {
+    const reject = (reason: AssertionRejectionReason, detail: string) => new AssertionRejected(reason, detail, source.slug);
+    const current = await this.keys.current(source);
+    let keySet = current.keySet;
+    if (!keySet) throw reject('keys_unavailable', `source ${source.slug} has no keys: ${current.problem}`);
+    const options: JWTVerifyOptions = {
+      algorithms: [...ASSERTION_ALGORITHMS],
+      clockTolerance: CLOCK_SKEW_SECONDS,
+      requiredClaims: ['exp'],
+      ...(source.issuer !== null ? { issuer: source.issuer } : {}),
+      ...(source.audience !== null ? { audience: source.audience } : {}),
+    };
+    let payload: JWTPayload;
+    try {
+      payload = await verifyWithKeySet(jwt, keySet, options);
+    } catch (error) {
+      if (!(error instanceof errors.JWKSNoMatchingKey)) throw translate(error, source, header);
+      const kid = header.kid === undefined ? 'no kid' : `kid ${JSON.stringify(header.kid)}`;
+      const refreshed = await this.keys.refreshForUnknownKid(source);
+      if (!refreshed) {
+        throw reject('unknown_kid', isRemoteSource(source)
+          ? `${kid} (${header.alg}) is not among source ${source.slug}'s keys; they were fetched less than a minute ago, so they were not fetched again`
+          : `${kid} (${header.alg}) is not among source ${source.slug}'s keys`);
+      }
+      if (!refreshed.keySet) throw reject('keys_unavailable', `${kid} is unknown and source ${source.slug}'s keys could not be fetched: ${refreshed.problem}`);
+      keySet = refreshed.keySet;
+      try {
+        payload = await verifyWithKeySet(jwt, keySet, options);
+      } catch (retryError) {
+        if (retryError instanceof errors.JWKSNoMatchingKey) {
+          throw reject('unknown_kid', `${kid} (${header.alg}) is not among source ${source.slug}'s keys, even after fetching them again`);
+        }
+        throw translate(retryError, source, header);
+      }
+    }
+    const now = Math.floor(Date.now() / 1000);
+    // jose allowed the skew on exp too; the contract wants exp strictly in the future.
+    if (typeof payload.exp !== 'number' || payload.exp <= now) throw reject('expired', `the JWT expired at ${isoDate(payload.exp)}`);
+    if (typeof payload.iat === 'number' && payload.iat > now + CLOCK_SKEW_SECONDS) {
+      throw reject('issued_in_future', `iat ${isoDate(payload.iat)} is in the future beyond ${CLOCK_SKEW_SECONDS} s of clock skew`);
+    }
+    if (typeof payload.sub !== 'string' || payload.sub === '' || payload.sub.length > 255) {
+      throw reject('missing_sub', 'the JWT has no usable sub claim (a non-empty string of at most 255 characters)');
+    }
+    return { source, header, claims: payload as VerifiedAssertion['claims'] };
+  }
+}
+
+function checkAlgorithm(alg: unknown): void {
+  if (typeof alg !== 'string') throw new AssertionRejected('malformed', 'the JWT header has no alg');
+  if (alg.toLowerCase() === 'none') throw new AssertionRejected('alg_not_allowed', 'alg "none" (an unsigned JWT) is never accepted');
+  if (/^HS\d+$/i.test(alg)) {
+    throw new AssertionRejected('alg_not_allowed', `alg ${alg} (HMAC) is not accepted for federated JWTs: a source's public key is not a shared secret`);
+  }
+  if (!(ASSERTION_ALGORITHMS as readonly string[]).includes(alg)) {
+    throw new AssertionRejected('alg_not_allowed', `alg ${JSON.stringify(alg)} is not one of ${ASSERTION_ALGORITHMS.join(', ')}`);
+  }
+}
+
+/** jwtVerify, trying each candidate key when several match (jose leaves that to the caller). */
+async function verifyWithKeySet(jwt: string, keySet: KeySet, options: JWTVerifyOptions): Promise<JWTPayload> {
+  try {
+    return (await jwtVerify(jwt, keySet, options)).payload;
+  } catch (error) {
+    if (!(error instanceof errors.JWKSMultipleMatchingKeys)) throw error;
+    for await (const key of error) {
+      try {
+        return (await jwtVerify(jwt, key, options)).payload;
+      } catch (inner) {
+        // The signature verified with this key but a claim failed: that is the answer.
+        if (!(inner instanceof errors.JWSSignatureVerificationFailed)) throw inner;
+      }
+    }
+    throw new errors.JWSSignatureVerificationFailed();
+  }
+}
+
+function translate(error: unknown, source: FederatedSource, header: ProtectedHeaderParameters): AssertionRejected {
+  const reject = (reason: AssertionRejectionReason, detail: string) => new AssertionRejected(reason, detail, source.slug);
+  if (error instanceof errors.JWTExpired) return reject('expired', `the JWT expired at ${isoDate(error.payload.exp)}`);
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    const p = error.payload;
+    switch (error.claim) {
+      case 'nbf': return reject('not_yet_valid', `the JWT is not valid before ${isoDate(p.nbf)} (nbf)`);
+      case 'iss': return reject('iss_mismatch', `iss ${JSON.stringify(p.iss ?? null)} is not source ${source.slug}'s issuer ${JSON.stringify(source.issuer)}`);
+      case 'aud': return reject('aud_mismatch', `aud ${JSON.stringify(p.aud ?? null)} does not contain source ${source.slug}'s audience ${JSON.stringify(source.audience)}`);
+      case 'exp': return reject('missing_exp', error.reason === 'missing' ? 'the JWT has no exp claim; an expiry is required' : 'the exp claim is not a number');
+      case 'iat': return reject('malformed', 'the iat claim is not a number');
+      default: return reject('malformed', `claim ${error.claim} is invalid: ${error.message}`);
+    }
+  }
+  if (error instanceof errors.JWSSignatureVerificationFailed) {
+    return reject('bad_signature', `the signature does not verify with source ${source.slug}'s key${header.kid === undefined ? '' : ` ${JSON.stringify(header.kid)}`}`);
+  }
+  if (error instanceof errors.JOSEAlgNotAllowed || error instanceof errors.JOSENotSupported) {
+    return reject('alg_not_allowed', `alg ${JSON.stringify(header.alg)} cannot be verified with source ${source.slug}'s keys: ${(error as Error).message}`);
+  }
+  if (error instanceof errors.JOSEError) return reject('malformed', `${(error as Error).message}`);
+  return reject('malformed', `the JWT could not be verified: ${(error as Error).message}`);
+}
