@@ -11,7 +11,7 @@ export async function expectGqlError(
   assert.ok(error, `expected a ${code} error, got ${JSON.stringify(body)}`);
   assert.equal(error.extensions?.code, code, `expected ${code}, got ${JSON.stringify(body.errors)}`);
   if (field !== undefined) assert.equal(error.extensions?.field, field, `expected the error to name ${field}: ${JSON.stringify(error)}`);
-  if (field !== undefined) assert.match(error.message, new RegExp(field.replace(/\./g, '\\.')), 'the message names the field');
+  if (field !== undefined && code === 'BAD_USER_INPUT') assert.ok(error.message.includes(field), `the message names the field ${field}: ${error.message}`);
   assert.doesNotMatch(JSON.stringify(body), /\bat [\w.<>]+ \(|node_modules|Error: /, 'no stack trace or driver error in the response');
   assert.ok(status < 500, `a ${code} error is not a server error (HTTP ${status})`);
   return error.message;
