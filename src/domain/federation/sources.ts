@@ -5,7 +5,7 @@
  * saved and on refresh), so a source that cannot work is refused when the admin saves it, not when
  * the first machine calls; raw JWKS are for sources without a URL.
  */
-import { randomUUID } from 'node:crypto';
+import { createPublicKey, randomUUID } from 'node:crypto';
 import type { JWK } from 'jose';
 import type { FederatedSource } from '../model.js';
 import { DomainConflictError, NotFoundError, ValidationError } from '../errors.js';
@@ -53,12 +53,23 @@ function optionalUrl(field: string, value: string | null | undefined): string | 
 
 function validateRawJwks(value: unknown): Jwks | null {
   if (value === null || value === undefined) return null;
+  let jwks: Jwks;
   try {
-    return assertJwks(value, 'jwks') as Jwks;
+    jwks = assertJwks(value, 'jwks') as Jwks;
   } catch (error) {
     if (error instanceof JwksFetchError) throw new ValidationError('jwks', error.message.replace(/^jwks /, ''));
     throw error;
   }
+  if (jwks.keys.length === 0) throw new ValidationError('jwks', 'holds no keys');
+  // The admin typed these in: catch a key with missing parts now rather than at the first assertion.
+  jwks.keys.forEach((key, index) => {
+    try {
+      createPublicKey({ key: key as import('node:crypto').JsonWebKey, format: 'jwk' });
+    } catch (error) {
+      throw new ValidationError('jwks', `key ${index}${key.kid ? ` (kid ${key.kid})` : ''} is not a usable public key: ${(error as Error).message}`);
+    }
+  });
+  return jwks;
 }
 
 export class FederatedSourceService {
