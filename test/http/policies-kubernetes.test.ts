@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT, createLocalJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import { postForm, startTestServer, type TestServer } from '../helpers/server.js';
-import { unique } from '../helpers/seed.js';
+import { seedClient, seedProvider, seedUser, unique, type SeededUser } from '../helpers/seed.js';
+import { decide, jwtPayload, poll, startDevice, tokenRequest } from '../helpers/device.js';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const POLICY_EXPRESSION = 'request.context.oauth_jwt.iss == "https://my.issuer"';
@@ -109,6 +110,15 @@ describe('the Kubernetes walk-through', () => {
     assert.equal(decodeJwt(String(response.body.id_token)).kubernetes_namespace, 'ci');
   });
 
+  test('userinfo carries kubernetes_namespace for a token granted the kubernetes scope', async () => {
+    const sub = unique('system:serviceaccount:ci:userinfo');
+    const response = await exchange(await serviceAccountToken({ iss: 'https://my.issuer', sub }));
+    assert.equal(response.status, 200, JSON.stringify(response.body));
+    const userinfo = await fetch(`${t.url}/application/o/userinfo/`, { headers: { authorization: `Bearer ${String(response.body.access_token)}` } });
+    assert.equal(userinfo.status, 200);
+    assert.equal(((await userinfo.json()) as Record<string, unknown>).kubernetes_namespace, 'ci');
+  });
+
   test('without the kubernetes scope the token carries no kubernetes_namespace', async () => {
     const sub = unique('system:serviceaccount:ci:plain');
     const response = await exchange(await serviceAccountToken({ iss: 'https://my.issuer', sub }), 'openid');
@@ -186,6 +196,87 @@ describe('the Kubernetes walk-through', () => {
       assert.equal(reads, afterFirst, 'no further binding reads within the cache TTL');
     } finally {
       bindings.find = original;
+    }
+  });
+});
+
+describe('policies and scope mappings on the device flow and refresh_token', () => {
+  let providerId: string;
+  let deviceClientId: string;
+  let deviceClientRecordId: string;
+  let ops: SeededUser;
+  let dev: SeededUser;
+  let teamPolicy: string;
+
+  async function createAndBind(expression: string, targetType: 'PROVIDER' | 'CLIENT', targetId: string): Promise<{ name: string; bindingId: string }> {
+    const name = unique('policy');
+    const policy = await t.gql<{ createExpressionPolicy: { id: string } }>(
+      'mutation($input: CreateExpressionPolicyInput!) { createExpressionPolicy(input: $input) { id } }', { input: { name, expression } },
+    );
+    const binding = await t.gql<{ bindPolicy: { id: string } }>(
+      'mutation($input: BindPolicyInput!) { bindPolicy(input: $input) { id } }',
+      { input: { policyId: policy.createExpressionPolicy.id, targetType, targetId } },
+    );
+    return { name, bindingId: binding.bindPolicy.id };
+  }
+
+  async function deviceTokens(user: SeededUser, scope = 'openid team') {
+    const codes = await startDevice(t, deviceClientId, { scope });
+    assert.equal((await decide(t, user.username, user.appPassword, codes.user_code, 'allow')).status, 200);
+    return poll(t, deviceClientId, codes.device_code);
+  }
+
+  async function policyDenials(requestId: string) {
+    await t.server.services.events.flush();
+    return t.server.services.store.events.find({ requestId, action: 'POLICY_DENIED' });
+  }
+
+  before(async () => {
+    providerId = (await seedProvider(t)).id;
+    const seeded = await seedClient(t, { providerId, grantTypes: ['DEVICE_CODE', 'REFRESH_TOKEN'], allowedScopes: ['openid', 'team'] });
+    deviceClientId = seeded.clientId;
+    deviceClientRecordId = seeded.client.id;
+    ops = await seedUser(t, { attributes: { team: 'ops' } });
+    dev = await seedUser(t, { attributes: { team: 'dev' } });
+    await t.gql('mutation($input: CreateScopeMappingInput!) { createScopeMapping(input: $input) { id } }', {
+      input: { providerId, scope: 'team', name: 'team', expression: '{"team": request.user.attributes.team}' },
+    });
+    teamPolicy = (await createAndBind('request.user.attributes.team == "ops"', 'CLIENT', deviceClientRecordId)).name;
+  });
+
+  test('device flow: a user the client\'s policy keeps out gets access_denied and a POLICY_DENIED event', async () => {
+    const answer = await deviceTokens(dev);
+    assert.equal(answer.status, 400, JSON.stringify(answer.body));
+    assert.equal(answer.body.error, 'access_denied');
+    assert.equal(answer.body.access_token, undefined);
+    const denied = await policyDenials(answer.headers.get('x-request-id')!);
+    assert.equal(denied.length, 1);
+    assert.equal(denied[0]!.context.policy, teamPolicy);
+    assert.equal(denied[0]!.username, dev.username);
+  });
+
+  test('device flow: a user the policy lets in gets tokens carrying the scope mapping\'s claims', async () => {
+    const answer = await deviceTokens(ops);
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    assert.equal(jwtPayload(String(answer.body.access_token)).team, 'ops');
+    assert.equal(jwtPayload(String(answer.body.id_token)).team, 'ops');
+    const userinfo = await fetch(`${t.url}/application/o/userinfo/`, { headers: { authorization: `Bearer ${String(answer.body.access_token)}` } });
+    assert.equal(((await userinfo.json()) as Record<string, unknown>).team, 'ops');
+  });
+
+  test('refresh_token: a provider policy on the grant type keeps refreshes out with invalid_grant', async () => {
+    const first = await deviceTokens(ops);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    const refreshToken = String(first.body.refresh_token);
+    const { name, bindingId } = await createAndBind('request.context.oauth_grant_type != "refresh_token"', 'PROVIDER', providerId);
+    try {
+      const answer = await tokenRequest(t, { grant_type: 'refresh_token', client_id: deviceClientId, refresh_token: refreshToken });
+      assert.equal(answer.status, 400, JSON.stringify(answer.body));
+      assert.equal(answer.body.error, 'invalid_grant');
+      const denied = await policyDenials(answer.headers.get('x-request-id')!);
+      assert.equal(denied[0]?.context.policy, name);
+    } finally {
+      await t.gql('mutation($id: ID!) { unbindPolicy(id: $id) }', { id: bindingId });
     }
   });
 });
