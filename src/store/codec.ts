@@ -43,6 +43,11 @@ export function toStoredUpdate(update: Update, spec: CollectionSpec): Doc {
     const mapped: Doc = {};
     for (const [field, value] of Object.entries(fields as Doc)) {
       if (field === 'id') throw new Error('the id of a record cannot change');
+      const json = spec.json?.find((name) => field === name || field.startsWith(`${name}.`));
+      // Stored as JSON text: only a whole value can be set or unset, never a path inside it.
+      if (json && (field !== json || (op !== '$set' && op !== '$unset'))) {
+        throw new Error(`${json} is a JSON field: it can only be $set or $unset whole, not ${op} ${field}`);
+      }
       mapped[field] = op === '$set' && spec.json?.includes(field) ? JSON.stringify(value ?? null) : value;
     }
     out[op] = mapped;

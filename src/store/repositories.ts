@@ -20,17 +20,24 @@ export class DeviceAuthorizationRepository {
    */
   async recordPoll(current: DeviceAuthorization, now: number): Promise<PollOutcome> {
     const col = this.collections.deviceAuthorizations;
-    const { id, intervalSeconds } = current;
-    // The interval is part of the condition: if a concurrent slow_down changed it, read again.
-    const accepted = await col.updateOne(
-      { id, intervalSeconds, $or: [{ nextPollAt: null }, { nextPollAt: { $lte: now } }] },
-      { $set: { nextPollAt: now + intervalSeconds * 1000 } },
-    );
-    if (accepted) return { kind: 'accepted', authorization: accepted };
-    const slowed = await col.updateOne({ id, nextPollAt: { $gt: now } }, { $inc: { intervalSeconds: 5, nextPollAt: 5000 } });
-    if (slowed) return { kind: 'too_soon', authorization: slowed };
-    const fresh = await col.findOne({ id });
-    return fresh ? this.recordPoll(fresh, now) : { kind: 'unknown' };
+    let { intervalSeconds } = current;
+    const { id } = current;
+    // Each round either wins or sees the record change under it (a concurrent slow_down, an accepted
+    // poll); a handful of rounds is plenty, and the bound keeps a malformed record from looping forever.
+    for (let round = 0; round < 5; round++) {
+      // The interval is part of the condition: if a concurrent slow_down changed it, read again.
+      const accepted = await col.updateOne(
+        { id, intervalSeconds, $or: [{ nextPollAt: null }, { nextPollAt: { $lte: now } }] },
+        { $set: { nextPollAt: now + intervalSeconds * 1000 } },
+      );
+      if (accepted) return { kind: 'accepted', authorization: accepted };
+      const slowed = await col.updateOne({ id, nextPollAt: { $gt: now } }, { $inc: { intervalSeconds: 5, nextPollAt: 5000 } });
+      if (slowed) return { kind: 'too_soon', authorization: slowed };
+      const fresh = await col.findOne({ id });
+      if (!fresh) return { kind: 'unknown' };
+      intervalSeconds = fresh.intervalSeconds;
+    }
+    throw new Error(`device authorization ${id}: could not record a poll (nextPollAt ${String(current.nextPollAt)})`);
   }
 
   /** approved → exchanged, exactly once. */

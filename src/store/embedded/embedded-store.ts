@@ -3,6 +3,10 @@
  * appended to its file before the promise resolves, so an acknowledged write survives the process
  * being killed. NeDB runs its operations one at a time, which makes updateOne's filter an atomic
  * condition inside the one process that owns the data dir (the embedded store is single-process).
+ *
+ * NeDB evaluates the port's query language natively except in two places, which nedbFilter
+ * rewrites so that both adapters answer alike: a null matches a missing field in MongoDB but not in
+ * NeDB, and $ne / $nin on an array field mean "no element" in MongoDB but "some element" in NeDB.
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -22,45 +26,98 @@ function isUniqueViolation(error: unknown): error is { key?: unknown; errorType:
   return typeof error === 'object' && error !== null && (error as { errorType?: unknown }).errorType === 'uniqueViolated';
 }
 
+const isOperators = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !(value instanceof Date) && !Array.isArray(value)
+  && Object.keys(value).length > 0 && Object.keys(value).every((key) => key.startsWith('$'));
+
+/** MongoDB's equality: a null also matches a record without the field. */
+const equals = (field: string, value: unknown): Doc =>
+  value === null ? { $or: [{ [field]: null }, { [field]: { $exists: false } }] } : { [field]: value };
+
+const isIn = (field: string, values: unknown[]): Doc =>
+  values.includes(null) ? { $or: [{ [field]: { $in: values } }, { [field]: { $exists: false } }] } : { [field]: { $in: values } };
+
+/**
+ * A stored filter (see codec.ts) as NeDB must be told it to answer as MongoDB does. Plain
+ * conditions stay at the top level, where NeDB uses its indexes; rewritten ones go under $and.
+ */
+export function nedbFilter(filter: Doc): Doc {
+  const out: Doc = {};
+  const and: Doc[] = [];
+  for (const [field, value] of Object.entries(filter)) {
+    if (field === '$or') {
+      out.$or = (value as Doc[]).map(nedbFilter);
+    } else if (value === null) {
+      and.push(equals(field, null));
+    } else if (isOperators(value)) {
+      const kept: Doc = {};
+      for (const [op, operand] of Object.entries(value)) {
+        if (op === '$ne') and.push({ $not: equals(field, operand) });
+        else if (op === '$nin') and.push({ $not: isIn(field, operand as unknown[]) });
+        else if (op === '$in' && (operand as unknown[]).includes(null)) and.push(isIn(field, operand as unknown[]));
+        else kept[op] = operand;
+      }
+      if (Object.keys(kept).length > 0) out[field] = kept;
+    } else {
+      out[field] = value;
+    }
+  }
+  if (and.length > 0) out.$and = and;
+  return out;
+}
+
+const query = (filter: Filter): Doc => nedbFilter(toStoredFilter(filter));
+
 class EmbeddedCollection<T extends { id: string }> implements DocumentCollection<T> {
   constructor(private readonly name: string, private readonly db: Datastore<Doc>, private readonly spec: CollectionSpec) {}
 
-  private conflict(error: unknown): never {
-    if (isUniqueViolation(error)) {
-      // NeDB names the value, not the field; find which unique field it was.
-      throw new ConflictError(this.name, this.spec.unique.length === 1 ? this.spec.unique[0]! : 'unique key');
+  /**
+   * The unique field (of `fields`, as stored) whose value a live record already holds, or null.
+   * Looking also drops an expired holder: NeDB removes expired records only when a read meets them,
+   * so a unique key can be held by a record that has expired and not been read since.
+   */
+  private async takenField(values: Doc, fields: string[]): Promise<string | null> {
+    for (const field of fields) {
+      const value = values[field];
+      if (value === undefined || value === null) continue;
+      if (await this.db.findOneAsync({ [field]: value })) return field === '_id' ? 'id' : field;
     }
-    throw error;
+    return null;
+  }
+
+  /** Runs a write; on a unique violation names the field, or retries once if only expired records held it. */
+  private async write<R>(run: () => Promise<R>, values: Doc, fields: string[]): Promise<R> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await run();
+      } catch (caught) {
+        if (!isUniqueViolation(caught)) throw caught;
+        const taken = await this.takenField(values, fields);
+        if (taken) throw new ConflictError(this.name, taken);
+        if (attempt > 0) throw new ConflictError(this.name, this.guessField(values, fields, caught) ?? 'unique key');
+      }
+    }
+  }
+
+  /** When the collision is not with a stored record (an updateMany giving two records one value). */
+  private guessField(values: Doc, fields: string[], error: { key?: unknown }): string | null {
+    const matching = fields.filter((field) => values[field] !== undefined && values[field] === error.key);
+    if (matching.length === 1) return matching[0] === '_id' ? 'id' : matching[0]!;
+    return this.spec.unique.length === 1 ? this.spec.unique[0]! : null;
   }
 
   async insert(doc: T): Promise<T> {
-    try {
-      const stored = await this.db.insertAsync(toStored(doc, this.spec));
-      return fromStored<T>(stored, this.spec)!;
-    } catch (error) {
-      if (isUniqueViolation(error)) await this.throwConflictFor(doc);
-      throw error;
-    }
-  }
-
-  /** Tells which unique field collided, so callers can say "slug is taken" rather than "something is". */
-  private async throwConflictFor(doc: T): Promise<never> {
     const stored = toStored(doc, this.spec);
-    for (const field of ['_id', ...this.spec.unique]) {
-      if (stored[field] === undefined || stored[field] === null) continue;
-      if (await this.db.findOneAsync({ [field]: stored[field] })) {
-        throw new ConflictError(this.name, field === '_id' ? 'id' : field);
-      }
-    }
-    throw new ConflictError(this.name, 'unique key');
+    const inserted = await this.write(() => this.db.insertAsync(stored), stored, ['_id', ...this.spec.unique]);
+    return fromStored<T>(inserted, this.spec)!;
   }
 
   async findOne(filter: Filter): Promise<T | null> {
-    return fromStored<T>(await this.db.findOneAsync(toStoredFilter(filter)), this.spec);
+    return fromStored<T>(await this.db.findOneAsync(query(filter)), this.spec);
   }
 
   async find(filter: Filter, options: FindOptions = {}): Promise<T[]> {
-    let cursor = this.db.findAsync(toStoredFilter(filter));
+    let cursor = this.db.findAsync(query(filter));
     const sort = toStoredSort(options.sort);
     if (sort) cursor = cursor.sort(sort);
     if (options.skip) cursor = cursor.skip(options.skip);
@@ -70,36 +127,53 @@ class EmbeddedCollection<T extends { id: string }> implements DocumentCollection
   }
 
   async count(filter: Filter): Promise<number> {
-    return this.db.countAsync(toStoredFilter(filter));
+    return this.db.countAsync(query(filter));
   }
 
   async updateOne(filter: Filter, update: Update): Promise<T | null> {
-    try {
-      const { affectedDocuments } = await this.db.updateAsync(toStoredFilter(filter), toStoredUpdate(update, this.spec), {
-        multi: false, returnUpdatedDocs: true,
-      });
-      return fromStored<T>(affectedDocuments as Doc | null, this.spec);
-    } catch (error) {
-      return this.conflict(error);
-    }
+    const stored = toStoredUpdate(update, this.spec);
+    const { affectedDocuments } = await this.write(
+      () => this.db.updateAsync(query(filter), stored, { multi: false, returnUpdatedDocs: true }),
+      (stored.$set ?? {}) as Doc, this.spec.unique,
+    );
+    return fromStored<T>(affectedDocuments as Doc | null, this.spec);
   }
 
   async updateMany(filter: Filter, update: Update): Promise<number> {
-    try {
-      const { numAffected } = await this.db.updateAsync(toStoredFilter(filter), toStoredUpdate(update, this.spec), { multi: true });
-      return numAffected;
-    } catch (error) {
-      return this.conflict(error);
-    }
+    const stored = toStoredUpdate(update, this.spec);
+    const { numAffected } = await this.write(
+      () => this.db.updateAsync(query(filter), stored, { multi: true }), (stored.$set ?? {}) as Doc, this.spec.unique,
+    );
+    return numAffected;
   }
 
   async deleteOne(filter: Filter): Promise<boolean> {
-    return (await this.db.removeAsync(toStoredFilter(filter), { multi: false })) > 0;
+    return (await this.db.removeAsync(query(filter), { multi: false })) > 0;
   }
 
   async deleteMany(filter: Filter): Promise<number> {
-    return this.db.removeAsync(toStoredFilter(filter), { multi: true });
+    return this.db.removeAsync(query(filter), { multi: true });
   }
+}
+
+type IndexOptions = { fieldName: string; unique?: boolean; sparse?: boolean; expireAfterSeconds?: number };
+
+/**
+ * Builds the indexes of `spec`, and only those, afresh. NeDB restores the indexes it finds in a
+ * datafile without their expiry (it does not persist expireAfterSeconds), and ensureIndex leaves
+ * an existing index as it is: so without this, records stopped expiring after the first restart,
+ * and an index whose options changed in COLLECTION_SPECS kept its old ones.
+ */
+async function buildIndexes(db: Datastore<Doc>, spec: CollectionSpec): Promise<void> {
+  const wanted = new Map<string, IndexOptions>();
+  const want = (fieldName: string, options: Omit<IndexOptions, 'fieldName'>) =>
+    wanted.set(fieldName, { ...wanted.get(fieldName), fieldName, ...options });
+  for (const fieldName of spec.indexes) want(fieldName, {});
+  if (spec.ttl) want(spec.ttl.field, { expireAfterSeconds: spec.ttl.afterSeconds, sparse: true });
+  for (const fieldName of spec.unique) want(fieldName, { unique: true, sparse: true });
+  const existing = Object.keys((db as unknown as { indexes: Record<string, unknown> }).indexes);
+  for (const fieldName of existing) if (fieldName !== '_id') await db.removeIndexAsync(fieldName);
+  for (const options of wanted.values()) await db.ensureIndexAsync(options);
 }
 
 export async function openEmbeddedStore(dataDir: string): Promise<StoreAdapter> {
@@ -110,9 +184,7 @@ export async function openEmbeddedStore(dataDir: string): Promise<StoreAdapter> 
     const spec = COLLECTION_SPECS[name];
     const db = new Datastore<Doc>({ filename: path.join(dataDir, `${name}.db`), timestampData: false });
     await db.loadDatabaseAsync();
-    for (const fieldName of spec.unique) await db.ensureIndexAsync({ fieldName, unique: true, sparse: true });
-    for (const fieldName of spec.indexes) await db.ensureIndexAsync({ fieldName });
-    if (spec.ttl) await db.ensureIndexAsync({ fieldName: spec.ttl.field, expireAfterSeconds: spec.ttl.afterSeconds, sparse: true });
+    await buildIndexes(db, spec);
     // Rewrites the append-only file now and then, so it does not grow without bound.
     db.setAutocompactionInterval(10 * 60_000);
     databases.set(name, db);

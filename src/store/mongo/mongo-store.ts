@@ -69,7 +69,8 @@ class MongoCollection<T extends { id: string }> implements DocumentCollection<T>
   async updateMany(filter: Filter, update: Update): Promise<number> {
     try {
       const result = await this.model.collection.updateMany(toStoredFilter(filter), toStoredUpdate(update, this.spec));
-      return result.modifiedCount;
+      // Matched, not modified: the embedded store counts a match the update left unchanged too.
+      return result.matchedCount;
     } catch (error) {
       return this.rethrow(error);
     }
