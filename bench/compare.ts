@@ -146,7 +146,7 @@ async function main(): Promise<number> {
         pb ? fmt.ms(pb.p50) : '',
         ta ? fmt.ms(ta.p99) : '',
         pb ? fmt.ms(pb.p99) : '',
-        `${ta ? `${ta.unexpected}${ta.bad ? ' !' : ''}` : ''}/${pb ? `${pb.unexpected}${pb.bad ? ' !' : ''}` : ''}`,
+        `${ta ? `${ta.unexpected}${ta.bad ? ' !' : ''}` : '—'}/${pb ? `${pb.unexpected}${pb.bad ? ' !' : ''}` : '—'}`,
         verdict,
       ]);
       if (a.failure) notes.push(`${key}: Tessera FAILED: ${a.failure}`);

@@ -1,4 +1,5 @@
 /** Process entry: config → store → app → listen; graceful shutdown on SIGTERM/SIGINT. */
+import { notifyPrimaryReady, processRole, runPrimary, warnIfWorkersIgnored, workerLogger } from './cluster.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './http/logger.js';
 import { startServer } from './server.js';
@@ -15,7 +16,13 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = workerLogger(createLogger(config.logLevel));
+  if (processRole(config) === 'primary') {
+    // TESSERA_WORKERS > 1 with MongoDB: this process only forks and watches the workers.
+    runPrimary(config, logger);
+    return;
+  }
+  warnIfWorkersIgnored(config, logger);
   let server;
   try {
     server = await startServer(config, logger);
@@ -40,6 +47,7 @@ async function main(): Promise<void> {
     process.stdout.write(`Admin token: ${server.firstStartToken}\n`);
   }
   logger.info({ url: config.publicUrl, listen: `${config.host}:${config.port}`, store: server.services.store.kind }, 'tessera ready');
+  notifyPrimaryReady();
 
   let signalled = false;
   const shutdown = (signal: string) => {
