@@ -574,3 +574,46 @@ describe('scopes and grants', () => {
     assert.equal(response.body.error, 'unauthorized_client');
   });
 });
+
+// ---- policies and mappings on the client_credentials path ----
+
+describe('policies and mappings', () => {
+  test("a policy on the JWT's claims lets in only the tokens it names", async () => {
+    const { key, clientId } = await federatedSetup();
+    const client = (await t.server.services.clients.getByClientId(clientId))!;
+    const policy = await t.server.services.policies.createPolicy({
+      name: unique('only-acme-deploy'), expression: 'request.context.oauth_jwt.repository == "acme/deploy"',
+    });
+    await t.server.services.policies.bind({ policyId: policy.id, targetType: 'CLIENT', targetId: client.id });
+    const allowed = await token({ grant_type: 'client_credentials', client_id: clientId, client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, { sub: 'repo:acme/deploy', repository: 'acme/deploy' }) });
+    assert.equal(allowed.status, 200, JSON.stringify(allowed.body));
+    const denied = await token({ grant_type: 'client_credentials', client_id: clientId, client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, { sub: 'repo:evil/fork', repository: 'evil/fork' }) });
+    const event = (await eventsOf(denied.headers.get('x-request-id')!)).find((e) => e.action === 'LOGIN_FAILED');
+    assert.equal(denied.body.error, 'invalid_grant');
+    assert.match(String(event?.context.reason), /policy/);
+  });
+
+  test("a source property mapping adds attributes to the generated account, never replacing iss and sub", async () => {
+    const { key, source, clientId } = await federatedSetup({ issuer: 'https://k8s.example' });
+    await t.server.services.policies.createSourcePropertyMapping({
+      federatedSourceId: source.id, name: 'namespace', expression: '{"kubernetes_namespace": claims["kubernetes.io"]["namespace"], "sub": "overridden"}',
+    });
+    const response = await token({
+      grant_type: 'client_credentials', client_id: clientId, client_assertion_type: JWT_BEARER,
+      client_assertion: await assertion(key, { iss: 'https://k8s.example', sub: 'pod-sa', 'kubernetes.io': { namespace: 'ci' } }),
+    });
+    assert.equal(response.status, 200, JSON.stringify(response.body));
+    const account = await t.server.services.users.getByUsername(`${source.slug}-pod-sa`);
+    assert.equal(account?.attributes.kubernetes_namespace, 'ci');
+    assert.equal(account?.attributes.sub, 'pod-sa');
+  });
+
+  test('a scope mapping adds claims to the access token when its scope is granted', async () => {
+    const provider = await seedMachineProvider(t);
+    const { clientId, clientSecret } = await seedMachineClient(t, provider, { allowedScopes: ['api'] });
+    await t.server.services.policies.createScopeMapping({ providerId: provider.id, scope: 'api', name: 'tier', expression: '{"tier": "machine"}' });
+    const response = await token({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret!, scope: 'api' });
+    assert.equal(response.status, 200, JSON.stringify(response.body));
+    assert.equal(decodeJwt(String(response.body.access_token)).tier, 'machine');
+  });
+});

@@ -33,6 +33,8 @@ interface Identity {
   notAfter: Date | null;
   /** What the event should say about how the identity was established. */
   context: Record<string, unknown>;
+  /** The input JWT's claims (rule 4), for policies (`request.context.oauth_jwt`). */
+  jwtClaims?: Record<string, unknown>;
 }
 
 /** What the grant learned before failing, for the LOGIN_FAILED event. */
@@ -140,7 +142,9 @@ async function clientSecretIdentity(services: Services, provider: Provider, clie
   return { rule: 'client_secret', user, notAfter: user.expiresAt, context: {} };
 }
 
-async function jwtIdentity(services: Services, provider: Provider, jwt: string, carrier: string, attempt: Attempt): Promise<Identity> {
+async function jwtIdentity(
+  services: Services, provider: Provider, jwt: string, carrier: string, attempt: Attempt, requestId: string,
+): Promise<Identity> {
   attempt.context.assertionCarrier = carrier;
   const peeked = peekJwt(jwt);
   // A token one of our providers issued goes the federated-provider way; anything else is for the sources.
@@ -168,12 +172,15 @@ async function jwtIdentity(services: Services, provider: Provider, jwt: string, 
   const username = sourceServiceAccountUsername(source.slug, claims.sub);
   attempt.username = username;
   const expiresAt = new Date(claims.exp * 1000);
-  const attributes = { federatedSourceId: source.id, iss: typeof claims.iss === 'string' ? claims.iss : null, sub: claims.sub };
+  // The source's property mappings add attributes; they cannot change which account this is.
+  const mapped = await services.policies.applySourcePropertyMappings(source.id, claims, requestId);
+  const attributes = { ...mapped, federatedSourceId: source.id, iss: typeof claims.iss === 'string' ? claims.iss : null, sub: claims.sub };
   const user = await services.users.ensureGeneratedServiceAccount(username, attributes, expiresAt);
   assertGeneratedAccount(user, { federatedSourceId: source.id, sub: claims.sub }, username);
   return {
     rule: 'federated_source', user, notAfter: earliest(expiresAt, user.expiresAt),
     context: { source: source.slug, iss: claims.iss ?? null, sub: claims.sub, kid: verified.header.kid ?? null },
+    jwtClaims: claims,
   };
 }
 
@@ -191,6 +198,7 @@ async function federatedProviderIdentity(services: Services, provider: Provider,
   return {
     rule: 'federated_provider', user, notAfter: earliest(new Date(verified.claims.exp * 1000), user.expiresAt),
     context: { federatedProvider: issuer.slug, inputJti: verified.claims.jti },
+    jwtClaims: verified.claims,
   };
 }
 
@@ -263,10 +271,10 @@ async function identify(services: Services, request: TokenRequest, attempt: Atte
     }
     if (!assertion) throw new OAuthError('invalid_request', 'client_assertion is required with client_assertion_type');
     if (presentedSecrets.length > 0) throw wrongClientSecret();
-    return jwtIdentity(services, provider, assertion, 'client_assertion', attempt);
+    return jwtIdentity(services, provider, assertion, 'client_assertion', attempt, request.requestId);
   }
   const jwtSecret = presentedSecrets.find(looksLikeJwt);
-  if (jwtSecret) return jwtIdentity(services, provider, jwtSecret, 'client_secret', attempt);
+  if (jwtSecret) return jwtIdentity(services, provider, jwtSecret, 'client_secret', attempt, request.requestId);
 
   if (presentedSecrets.length > 0) throw wrongClientSecret();
   throw invalidGrant(
@@ -293,7 +301,17 @@ async function handle(services: Services, request: TokenRequest, grantType: stri
     const scopes = grantedScopes(client, request.params.get('scope') ?? request.params.get('scopes'));
     const identity = await identify(services, request, attempt);
     const { user } = identity;
-    const issue = { provider, client, user, scopes, notAfter: identity.notAfter };
+    attempt.rule = identity.rule;
+    attempt.username = user.username;
+    const decision = await services.policies.evaluateTokenPolicies({
+      provider, client, user, grantType, scopes, jwtClaims: identity.jwtClaims ?? null, requestId: request.requestId,
+    });
+    if (!decision.allowed) {
+      attempt.context.policy = decision.policyName;
+      throw invalidGrant('the token was refused by a policy', `policy '${decision.policyName}' denied: ${decision.reason}`);
+    }
+    const extraClaims = await services.policies.scopeMappingClaims({ provider, user, client, scopes, requestId: request.requestId });
+    const issue = { provider, client, user, scopes, notAfter: identity.notAfter, extraClaims };
     const access = await services.tokens.issueAccessToken(issue);
     const response: TokenResponse = { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope: scopes.join(' ') };
     if (scopes.includes('openid')) response.id_token = await services.tokens.issueIdToken(issue);
