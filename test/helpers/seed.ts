@@ -1,7 +1,6 @@
 /**
- * Seeding for HTTP tests. Providers go through GraphQL (createProvider) or the domain services;
- * clients, users and app passwords through the domain services of the running server until their
- * mutations exist. Additive: each suite keeps its own section.
+ * Seeding for HTTP tests. The device suites seed through the admin GraphQL mutations; the M2M
+ * section seeds through the domain services. Additive: each suite keeps its own section.
  */
 import type { TestServer } from './server.js';
 import type { Client, ClientType, GrantType, Provider, User, UserType } from '../../src/domain/model.js';
@@ -84,19 +83,28 @@ export interface SeededClient {
   clientSecret: string | null;
 }
 
+/** A client made through the createClient mutation (the admin API scripts use). */
 export async function seedClient(
   test: TestServer,
   input: { providerId: string; type?: ClientType; grantTypes?: GrantType[]; allowedScopes?: string[]; name?: string; clientId?: string },
 ): Promise<SeededClient> {
-  const { client, clientSecret } = await test.server.services.clients.create({
-    providerId: input.providerId,
-    name: input.name ?? 'Living-room TV',
-    type: input.type ?? 'PUBLIC',
-    grantTypes: input.grantTypes ?? ['DEVICE_CODE'],
-    allowedScopes: input.allowedScopes ?? [],
-    clientId: input.clientId ?? null,
-  });
-  return { client, clientId: client.clientId, clientSecret };
+  const data = await test.gql<{ createClient: { client: { clientId: string }; clientSecret: string | null } }>(
+    `mutation($input: CreateClientInput!) { createClient(input: $input) { client { clientId } clientSecret } }`,
+    {
+      input: {
+        providerId: input.providerId,
+        name: input.name ?? 'Living-room TV',
+        type: input.type ?? 'PUBLIC',
+        grantTypes: input.grantTypes ?? ['DEVICE_CODE'],
+        allowedScopes: input.allowedScopes ?? [],
+        clientId: input.clientId,
+      },
+    },
+  );
+  const { clientId } = data.createClient.client;
+  const client = await test.server.services.clients.getByClientId(clientId);
+  if (!client) throw new Error(`createClient answered ${clientId}, which the store does not have`);
+  return { client, clientId, clientSecret: data.createClient.clientSecret };
 }
 
 export interface SeededUser {
@@ -106,20 +114,32 @@ export interface SeededUser {
   appPassword: string;
 }
 
+/** A person with a login password and one app password, made through the admin mutations. */
 export async function seedUser(
   test: TestServer,
   input: { username?: string; name?: string | null; email?: string | null; password?: string; isAdmin?: boolean; attributes?: Record<string, unknown> } = {},
 ): Promise<SeededUser> {
   const username = input.username ?? unique('user');
   const password = input.password ?? 'correct horse battery staple';
-  const user = await test.server.services.users.create({
-    username,
-    name: input.name === undefined ? 'Ada Lovelace' : input.name,
-    email: input.email === undefined ? `${username}@example.com` : input.email,
-    password,
-    isAdmin: input.isAdmin ?? false,
-    attributes: input.attributes ?? null,
-  });
-  const { secret } = await test.server.services.appPasswords.create({ userId: user.id, description: 'tests' });
-  return { user, username, password, appPassword: secret };
+  const created = await test.gql<{ createUser: { id: string } }>(
+    `mutation($input: CreateUserInput!) { createUser(input: $input) { id } }`,
+    {
+      input: {
+        username,
+        name: input.name === undefined ? 'Ada Lovelace' : input.name,
+        email: input.email === undefined ? `${username}@example.com` : input.email,
+        password,
+        isAdmin: input.isAdmin ?? false,
+        attributes: input.attributes,
+      },
+    },
+  );
+  const userId = created.createUser.id;
+  const app = await test.gql<{ createAppPassword: { secret: string } }>(
+    `mutation($input: CreateAppPasswordInput!) { createAppPassword(input: $input) { secret } }`,
+    { input: { userId, description: 'tests' } },
+  );
+  const user = await test.server.services.users.get(userId);
+  if (!user) throw new Error(`createUser answered ${userId}, which the store does not have`);
+  return { user, username, password, appPassword: app.createAppPassword.secret };
 }
