@@ -41,7 +41,7 @@ export function userinfoEndpoint(services: Services) {
     if (!verified) throw bearerError('invalid_token', 'the access token is invalid, expired or revoked');
     const user = await services.users.get(verified.claims.sub);
     if (!user || !isUsable(user)) throw bearerError('invalid_token', 'the access token is invalid, expired or revoked', 'the user is gone or inactive');
-    const scopes = verified.claims.scope.split(' ').filter((s) => s !== '');
+    const scopes = String(verified.claims.scope ?? '').split(' ').filter((s) => s !== '');
     ctx.status = 200;
     ctx.body = { ...scopeClaims(user, scopes), sub: user.id };
   });

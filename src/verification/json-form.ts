@@ -80,6 +80,9 @@ export async function handleJsonDecision(ctx: Context, services: Services, limit
   const credentials = parseUserBasic(ctx.get('authorization'));
   const user = credentials ? await authenticateUser(services, credentials.username, credentials.password) : null;
   if (!user) {
+    if (credentials) {
+      services.events.record({ action: 'LOGIN_FAILED', requestId, username: credentials.username.slice(0, 150), context: { via: 'device JSON form' } });
+    }
     ctx.set('WWW-Authenticate', 'Basic realm="tessera", charset="UTF-8"');
     return answer(ctx, 401, { error: 'invalid_credentials' });
   }

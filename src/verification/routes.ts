@@ -119,6 +119,9 @@ async function postPage(p: PageContext, body: FormParams): Promise<void> {
     const password = body.get('password') ?? '';
     // People sign in with their login password; app passwords are for machines (and the JSON form).
     const user = username && password ? await services.users.verifyPassword(username, password) : null;
+    services.events.record({
+      action: user ? 'LOGIN' : 'LOGIN_FAILED', requestId, username: username.slice(0, 150) || null, context: { via: 'device page' },
+    });
     if (!user) {
       return send(ctx, 400, signInPage({ nonce: p.nonce, title: 'Sign in', csrf: p.session.csrf, code, error: MESSAGES.signIn, formUsername: username }));
     }

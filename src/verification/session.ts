@@ -31,6 +31,8 @@ export function newSession(userId: string | null = null, now = Date.now()): Devi
 
 export function readSession(ctx: Context, options: SessionOptions, now = Date.now()): DeviceSession | null {
   let raw: string | undefined;
+  // A bad signature makes the cookies library expire the .sig cookie: with Secure, behind https.
+  if (options.secure) ctx.cookies.secure = true;
   try {
     raw = ctx.cookies.get(cookieName(options), { signed: true });
   } catch {

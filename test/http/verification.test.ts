@@ -343,6 +343,20 @@ describe('the verification pages', () => {
     assert.ok(page.html.includes(`value="${frank.username}"`), 'the username is kept');
   });
 
+  test('signing in on the page records LOGIN, a wrong password LOGIN_FAILED, under their request ids', async () => {
+    const browser = new Browser(server.url);
+    const start = await browser.request('/device');
+    const failed = await browser.request('/device', { form: { csrf: Browser.csrf(start.html), action: 'signin', username: frank.username, password: 'nope-nope' } });
+    const ok = await browser.request('/device', { form: { csrf: Browser.csrf(failed.html), action: 'signin', username: frank.username, password: frank.password } });
+    await server.server.services.events.flush();
+    const events = server.server.services.store.events;
+    const failedEvent = await events.findOne({ requestId: failed.headers.get('x-request-id')! });
+    assert.equal(failedEvent?.action, 'LOGIN_FAILED');
+    assert.equal(failedEvent?.username, frank.username);
+    assert.equal((await events.findOne({ requestId: ok.headers.get('x-request-id')! }))?.action, 'LOGIN');
+    assert.ok(!JSON.stringify(failedEvent).includes('nope-nope'), 'never the password');
+  });
+
   test('a form without the CSRF token changes nothing (403)', async () => {
     const browser = new Browser(server.url);
     await browser.request('/device');
