@@ -360,6 +360,20 @@ describe('rule 4: a JWT from a federated source', () => {
     assert.equal(new Set(responses.map((r) => decodeJwt(String(r.body.access_token)).sub)).size, 1);
   });
 
+  test('an expired generated account is re-created (or renewed) by the next valid JWT', async () => {
+    const { key, source, clientId } = await federatedSetup();
+    const first = await token({ grant_type: 'client_credentials', client_id: clientId, client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, { sub: 'phoenix' }) });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    const username = `${source.slug}-phoenix`;
+    await t.server.services.store.users.updateOne({ username }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
+    const jwt = await assertion(key, { sub: 'phoenix' }, { expiresIn: 600 });
+    const second = await token({ grant_type: 'client_credentials', client_id: clientId, client_assertion_type: JWT_BEARER, client_assertion: jwt });
+    assert.equal(second.status, 200, JSON.stringify(second.body));
+    const account = await t.server.services.store.users.findOne({ username });
+    assert.equal(account?.expiresAt?.getTime(), decodeJwt(jwt).exp! * 1000);
+    assert.equal(decodeJwt(String(second.body.access_token)).sub, account?.id);
+  });
+
   test('an expired JWT is refused', async () => {
     const { key, clientId } = await federatedSetup();
     const now = Math.floor(Date.now() / 1000);
