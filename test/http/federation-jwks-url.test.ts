@@ -154,6 +154,26 @@ describe('federated sources with remote keys', () => {
     assert.ok(performance.now() - second < 1_500, 'the failed fetch counts: no second wait within the minute');
   });
 
+  test('several hanging sources are waited for side by side, not one after another', async () => {
+    const key = await newKey();
+    const now = new Date();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      const slug = unique('hang');
+      ids.push((await t.server.services.store.federatedSources.insert({
+        id: crypto.randomUUID(), name: slug, slug, issuer: null, audience: null, jwksUrl: `${host.url}/hang`, oidcDiscoveryUrl: null,
+        jwks: null, keysFetchedAt: null, createdAt: now, updatedAt: now,
+      })).id);
+    }
+    const provider = await seedMachineProvider(t, { federatedSourceIds: ids });
+    const { clientId } = await seedMachineClient(t, provider, { type: 'PUBLIC' });
+    const started = performance.now();
+    const response = await exchange(clientId, await jwtOf(key, 'x'));
+    const elapsed = performance.now() - started;
+    assert.equal(response.body.error, 'invalid_grant');
+    assert.ok(elapsed < 5_000, `answered in ${Math.round(elapsed)} ms`);
+  });
+
   test('a source that refuses connections fails at once with the reason logged', async () => {
     const key = await newKey();
     const { clientId } = await sourceAndClient({ jwksUrl: `http://127.0.0.1:${await freePort()}/jwks` });

@@ -110,6 +110,8 @@ export class FederationVerifier {
       );
     }
     candidates.sort((a, b) => Number(b.issuer !== null) - Number(a.issuer !== null));
+    // Sources that still need their first fetch are fetched side by side: the wait is one timeout, not one per source.
+    if (candidates.length > 1) await Promise.all(candidates.map((s) => this.keys.current(s)));
     const rejections: AssertionRejected[] = [];
     for (const source of candidates) {
       try {
