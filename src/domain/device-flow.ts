@@ -45,6 +45,14 @@ export function stripSeparators(entered: string): string {
   return entered.replace(/[\s\-\u2010-\u2015\u2212]/gu, '');
 }
 
+/** Every attempt drew a user code that is already taken: the provider's code space is too crowded. */
+export class UserCodeSpaceExhaustedError extends Error {
+  constructor(readonly attempts: number) {
+    super(`no free user code after ${attempts} attempts`);
+    this.name = 'UserCodeSpaceExhaustedError';
+  }
+}
+
 export interface StartInput {
   provider: Provider;
   client: Pick<Client, 'clientId'>;
@@ -117,7 +125,8 @@ export class DeviceFlowService {
         await this.store.deviceAuthorizations.insert(authorization);
         return { deviceCode, userCode: formatUserCode(userCode), authorization };
       } catch (error) {
-        if (!(error instanceof ConflictError) || attempt >= MAX_INSERT_ATTEMPTS) throw error;
+        if (!(error instanceof ConflictError)) throw error;
+        if (attempt >= MAX_INSERT_ATTEMPTS) throw new UserCodeSpaceExhaustedError(attempt);
       }
     }
   }

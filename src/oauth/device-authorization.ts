@@ -5,7 +5,7 @@
  */
 import type { Services } from '../domain/services.js';
 import type { Provider } from '../domain/model.js';
-import { deviceFlowFor } from '../domain/device-flow.js';
+import { deviceFlowFor, UserCodeSpaceExhaustedError, type StartedAuthorization } from '../domain/device-flow.js';
 import { parseScopeParameter, permittedScopes } from '../domain/scopes.js';
 import { readQuery, type FormParams } from '../http/body.js';
 import { OAuthError } from './errors.js';
@@ -69,13 +69,20 @@ export function deviceAuthorizationEndpoint(services: Services) {
       throw new OAuthError('invalid_request', 'this provider requires PKCE: send code_challenge (S256 recommended)');
     }
 
-    const started = await deviceFlowFor(services.store).start({
-      provider,
-      client,
-      scopes,
-      codeChallenge: challenge?.codeChallenge ?? null,
-      codeChallengeMethod: challenge?.codeChallengeMethod ?? null,
-    });
+    let started: StartedAuthorization;
+    try {
+      started = await deviceFlowFor(services.store).start({
+        provider,
+        client,
+        scopes,
+        codeChallenge: challenge?.codeChallenge ?? null,
+        codeChallengeMethod: challenge?.codeChallengeMethod ?? null,
+      });
+    } catch (error) {
+      if (!(error instanceof UserCodeSpaceExhaustedError)) throw error;
+      // Only a provider with a very small code space in heavy use gets here; the admin should lengthen its codes.
+      throw new OAuthError('temporarily_unavailable', 'no user code is free right now; try again shortly', `${error.message} for provider ${provider.slug}`);
+    }
     const uri = verificationUri(services, provider);
     const response: DeviceAuthorizationResponse = {
       device_code: started.deviceCode,

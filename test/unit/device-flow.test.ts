@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  DeviceFlowService, formatUserCode, generateUserCode, normalizeUserCode, stripSeparators,
+  DeviceFlowService, UserCodeSpaceExhaustedError, formatUserCode, generateUserCode, normalizeUserCode, stripSeparators,
 } from '../../src/domain/device-flow.js';
 import {
   DEFAULT_DEVICE_FLOW, USER_CODE_ALPHABETS, alphabetIsCaseInsensitive, userCodeAlphabet, userCodeEntropyBits,
@@ -124,6 +124,20 @@ describe('the device authorization lifecycle on a real store', () => {
     const started = await withCollision.start({ provider, client: { clientId: 'tv' }, scopes: [], codeChallenge: null, codeChallengeMethod: null });
     assert.ok(collided);
     assert.ok(await store.deviceAuthorizations.findOne({ id: started.authorization.id }));
+  });
+
+  test('a code space with no free code left gives up with UserCodeSpaceExhaustedError, not a crash', async () => {
+    const real = store.deviceAuthorizations;
+    const full = Object.create(real) as typeof real;
+    full.insert = async (doc) => {
+      await real.insert({ ...doc, id: `${doc.id}-taken`, deviceCodeHash: `${doc.deviceCodeHash}-taken` });
+      return real.insert(doc);
+    };
+    const crowded = new DeviceFlowService({ ...store, deviceAuthorizations: full, deviceAuthorizationRepository: store.deviceAuthorizationRepository } as Store);
+    await assert.rejects(
+      crowded.start({ provider, client: { clientId: 'tv' }, scopes: [], codeChallenge: null, codeChallengeMethod: null }),
+      UserCodeSpaceExhaustedError,
+    );
   });
 
   test('the poll clock runs from the last accepted poll; slow_down adds 5 s without moving it', async () => {
