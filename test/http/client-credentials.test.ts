@@ -121,6 +121,24 @@ describe('rule 1: username and app password', () => {
     assert.equal(event.username, svc.username);
   });
 
+  test('app password use sets lastUsedAt, written at most once a minute (no write per request)', async () => {
+    const provider = await seedMachineProvider(t);
+    const { clientId } = await seedMachineClient(t, provider, { type: 'PUBLIC' });
+    const svc = await seedUserWithAppPassword(t);
+    const form = { grant_type: 'client_credentials', client_id: clientId, username: svc.username, password: svc.appPassword };
+    assert.equal((await token(form)).status, 200);
+    const read = async () => (await t.server.services.store.appPasswords.findOne({ id: svc.appPasswordId }))?.lastUsedAt ?? null;
+    let first: Date | null = null;
+    for (let i = 0; i < 50 && !first; i += 1) {
+      first = await read();
+      if (!first) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(first, 'lastUsedAt is set after a use');
+    for (let i = 0; i < 3; i += 1) assert.equal((await token(form)).status, 200);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await read())?.getTime(), first.getTime(), 'later uses within the minute do not write');
+  });
+
   test('a wrong app password is invalid_grant, and the event says it was wrong', async () => {
     const provider = await seedMachineProvider(t);
     const { clientId } = await seedMachineClient(t, provider, { type: 'PUBLIC' });
@@ -215,8 +233,10 @@ describe('rule 2: base64(username:app_password) as the client secret', () => {
   test('in HTTP Basic, url-encoded as RFC 6749 Appendix B says (the = padding becomes %3D)', async () => {
     const provider = await seedMachineProvider(t);
     const { clientId } = await seedMachineClient(t, provider, { type: 'PUBLIC' });
-    const svc = await seedUserWithAppPassword(t, { username: unique('a') });
-    // Pick a secret whose base64 has padding and a '+' or '/' with decent odds; the padding is what broke other servers.
+    // A username whose length makes the base64 end in '=' padding: the padding is what broke other servers.
+    let username = unique('a');
+    while ((username.length + 1 + 43) % 3 === 0) username += 'x';
+    const svc = await seedUserWithAppPassword(t, { username });
     const secret = Buffer.from(`${svc.username}:${svc.appPassword}`).toString('base64');
     assert.match(secret, /=$/);
     const response = await token({ grant_type: 'client_credentials' }, { authorization: basic(clientId, secret) });
