@@ -39,6 +39,9 @@ export async function createAdminMiddleware(services: Services): Promise<{ middl
   const apollo = new ApolloServer<AdminContext>({
     schema,
     csrfPrevention: true,
+    // main.ts owns SIGTERM/SIGINT (drain HTTP, then stop Apollo, flush the store); Apollo's own
+    // handlers raced it and left apollo.stop() pending, so the process never exited.
+    stopOnTerminationSignals: false,
     introspection: true,
     includeStacktraceInErrorResponses: false,
     validationRules: [queryLimits()],
