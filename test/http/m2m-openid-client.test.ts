@@ -58,8 +58,11 @@ describe('openid-client (npm) as the M2M client', () => {
 
   test('clientCredentialsGrant with base64(username:app_password) as the secret, in Basic (padding url-encoded)', async () => {
     const { clientId } = await seedMachineClient(t, provider, { type: 'PUBLIC' });
-    const svc = await seedUserWithAppPassword(t);
+    let username = unique('padded');
+    while ((username.length + 1 + 43) % 3 === 0) username += 'x';
+    const svc = await seedUserWithAppPassword(t, { username });
     const secret = Buffer.from(`${svc.username}:${svc.appPassword}`).toString('base64');
+    assert.match(secret, /=$/);
     const config = await discover(clientId, secret, oidc.ClientSecretBasic(secret));
     const tokens = await oidc.clientCredentialsGrant(config, { scope: 'openid profile' });
     await assertVerifies(tokens.access_token, svc.user.id);
