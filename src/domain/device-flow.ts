@@ -139,8 +139,8 @@ export class DeviceFlowService {
 
   /**
    * One poll of the token endpoint, after the caller has checked the client and PKCE. In RFC 8628
-   * §3.5 order: expired_token, slow_down, access_denied, authorization_pending, then success, which
-   * only one poll can ever win (approved → exchanged is a conditional update).
+   * §3.5 order: expired_token, slow_down, access_denied, authorization_pending, then 'approved',
+   * after which the caller runs its last checks and calls exchange(), which only one poll can win.
    */
   async poll(authorization: DeviceAuthorization, now = Date.now()): Promise<PollResult> {
     if (authorization.status === 'exchanged') return { kind: 'invalid', detail: 'the device code was already exchanged' };
@@ -156,11 +156,17 @@ export class DeviceFlowService {
         return { kind: 'pending' };
       case 'exchanged':
         return { kind: 'invalid', detail: 'the device code was already exchanged' };
-      case 'approved': {
-        const exchanged = await this.store.deviceAuthorizationRepository.markExchanged(current.id);
-        return exchanged ? { kind: 'approved', authorization: exchanged } : { kind: 'invalid', detail: 'the device code was already exchanged' };
-      }
+      case 'approved':
+        return { kind: 'approved', authorization: current };
     }
+  }
+
+  /**
+   * approved → exchanged: the one step that lets tokens out. Only one caller ever gets the
+   * authorization back, however many polls race on however many processes.
+   */
+  exchange(authorization: DeviceAuthorization): Promise<DeviceAuthorization | null> {
+    return this.store.deviceAuthorizationRepository.markExchanged(authorization.id);
   }
 
   /**

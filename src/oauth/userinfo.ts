@@ -1,6 +1,6 @@
 /**
  * GET/POST /application/o/userinfo/ (OpenID Connect Core §5.3): the claims of the scopes the
- * access token was granted, read from the user as it is now. The token comes as a Bearer header
+ * access token was granted (and of the provider's scope mappings), read from the user as it is now. The token comes as a Bearer header
  * (RFC 6750 §2.1) or, on POST, as the form parameter access_token (§2.2), not both. Errors carry
  * WWW-Authenticate: Bearer with the RFC 6750 §3 error code.
  */
@@ -34,15 +34,25 @@ function presentedToken(authorization: string, formToken: string | undefined): s
   throw new OAuthError('invalid_token', 'a Bearer access token is required').withHeader('WWW-Authenticate', `Bearer realm="${REALM}"`);
 }
 
+/** Mappings may add claims, not replace the ones that say whose answer this is. */
+const RESERVED = new Set(['sub', 'iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'client_id', 'scope', 'azp']);
+function withoutReserved(claims: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(claims).filter(([name]) => !RESERVED.has(name)));
+}
+
 export function userinfoEndpoint(services: Services) {
-  return oauthEndpoint(async (ctx, { body }) => {
+  return oauthEndpoint(async (ctx, { body, requestId }) => {
     const token = presentedToken(ctx.get('authorization'), ctx.method === 'POST' ? body.get('access_token') : undefined);
     const verified = await services.tokens.verifyAccessToken(token);
     if (!verified) throw bearerError('invalid_token', 'the access token is invalid, expired or revoked');
     const user = await services.users.get(verified.claims.sub);
     if (!user || !isUsable(user)) throw bearerError('invalid_token', 'the access token is invalid, expired or revoked', 'the user is gone or inactive');
     const scopes = String(verified.claims.scope ?? '').split(' ').filter((s) => s !== '');
+    // Scope mappings add their claims here as in the tokens; a deleted client still has its id.
+    const clientId = String(verified.claims.client_id);
+    const client = (await services.clients.getByClientId(clientId)) ?? { clientId, name: clientId };
+    const mapped = await services.policies.scopeMappingClaims({ provider: verified.provider, user, client, scopes, requestId });
     ctx.status = 200;
-    ctx.body = { ...scopeClaims(user, scopes), sub: user.id };
+    ctx.body = { ...scopeClaims(user, scopes), ...withoutReserved(mapped), sub: user.id };
   });
 }

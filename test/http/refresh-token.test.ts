@@ -141,6 +141,28 @@ describe('refresh_token grant', () => {
     assert.ok(statuses.every((s) => s === 200 || s === 400), statuses.join(','));
   });
 
+  test('a refresh refused by a bound policy is invalid_grant and does not spend the token', async () => {
+    const token = await refreshTokenFor();
+    const policy = await server.gql<{ createExpressionPolicy: { id: string } }>(
+      'mutation($input: CreateExpressionPolicyInput!) { createExpressionPolicy(input: $input) { id } }',
+      { input: { name: `no refresh ${Date.now()}`, expression: 'request.context.oauth_grant_type != "refresh_token"' } },
+    );
+    const client = await server.server.services.clients.getByClientId(clientId);
+    const binding = await server.gql<{ bindPolicy: { id: string } }>(
+      'mutation($input: BindPolicyInput!) { bindPolicy(input: $input) { id } }',
+      { input: { policyId: policy.createExpressionPolicy.id, targetType: 'CLIENT', targetId: client!.id } },
+    );
+    try {
+      const refused = await refresh(token);
+      assert.equal(refused.status, 400);
+      assert.equal(refused.body.error, 'invalid_grant');
+    } finally {
+      await server.gql('mutation($id: ID!) { unbindPolicy(id: $id) }', { id: binding.bindPolicy.id });
+    }
+    // Once the policy is gone the same token still works: the refusal did not spend it.
+    assert.equal((await refresh(token)).status, 200);
+  });
+
   test('a refresh records TOKEN_ISSUED with its request id', async () => {
     const token = await refreshTokenFor();
     const answer = await refresh(token);

@@ -183,6 +183,8 @@ describe('the device authorization lifecycle on a real store', () => {
     await flow.decide(authorization, 'allow', 'u1');
     const first = await flow.poll(await reload(authorization), t0 + 1);
     assert.equal(first.kind, 'approved');
+    const racing = await Promise.all([flow.exchange(authorization), flow.exchange(authorization), flow.exchange(authorization)]);
+    assert.equal(racing.filter((a) => a !== null).length, 1);
     const second = await flow.poll(await reload(authorization), t0 + 10_000);
     assert.equal(second.kind, 'invalid');
   });

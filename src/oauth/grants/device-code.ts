@@ -2,14 +2,14 @@
  * grant_type=urn:ietf:params:oauth:grant-type:device_code (RFC 8628 §3.4–3.5).
  * The answers, in the contract's order: invalid_grant (unknown code, another client's code,
  * already exchanged, missing or wrong code_verifier) → expired_token → slow_down → access_denied
- * → authorization_pending → tokens, exactly once per code.
+ * → authorization_pending → the bound policies (access_denied) → tokens, exactly once per code.
  */
 import { deviceFlowFor } from '../../domain/device-flow.js';
 import { isUsable } from '../../domain/users.js';
 import { OAuthError, invalidGrant } from '../errors.js';
 import { verifierMatches } from '../pkce.js';
 import type { Grant } from './grant.js';
-import { issueUserTokens } from './user-tokens.js';
+import { authorizeUserTokens, issueUserTokens } from './user-tokens.js';
 
 export const DEVICE_CODE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -54,8 +54,11 @@ export const deviceCodeGrant: Grant = {
     const approved = result.authorization;
     const user = approved.userId ? await services.users.get(approved.userId) : null;
     if (!user || !isUsable(user)) throw invalidGrant('the device code is invalid', 'the approving user is gone or inactive');
-    return issueUserTokens(services, {
-      provider, client, user, scopes: approved.scopes, requestId, grant: DEVICE_CODE_GRANT_TYPE,
-    });
+    // Policies decide before the code is spent; a refusal is final for the device (access_denied).
+    const authorized = await authorizeUserTokens(services, {
+      provider, client, user, scopes: approved.scopes, requestId, grant: DEVICE_CODE_GRANT_TYPE, codeVerifier: codeVerifier ?? null,
+    }, 'access_denied');
+    if (!(await flow.exchange(approved))) throw invalidGrant('the device code was already used', 'another poll exchanged it first');
+    return issueUserTokens(services, authorized);
   },
 };

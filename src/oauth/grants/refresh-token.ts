@@ -2,14 +2,13 @@
  * grant_type=refresh_token (RFC 6749 §6) with rotation: each use spends the token (one conditional
  * update, so two racing uses cannot both win) and returns a new one of the same family. Presenting
  * a spent token again means it leaked: the whole family is revoked (RFC 9700 §4.14.2).
- * Scope may only narrow.
+ * Scope may only narrow. Bound policies decide before the token is spent (invalid_grant).
  */
 import { parseScopeParameter, permittedScopes } from '../../domain/scopes.js';
-import { sha256Hex } from '../../domain/secrets.js';
 import { isUsable } from '../../domain/users.js';
 import { OAuthError, invalidGrant } from '../errors.js';
 import type { Grant } from './grant.js';
-import { issueUserTokens } from './user-tokens.js';
+import { authorizeUserTokens, issueUserTokens } from './user-tokens.js';
 
 export const refreshTokenGrant: Grant = {
   grantType: 'refresh_token',
@@ -26,32 +25,33 @@ export const refreshTokenGrant: Grant = {
     if (!record) throw invalidGrant('the refresh token is invalid', 'unknown refresh token');
     // Another client's token is not spent: the legitimate holder keeps it.
     if (record.clientId !== client.clientId) throw invalidGrant('the refresh token is invalid', `refresh token of client ${record.clientId}`);
+    const now = new Date();
+    if (record.usedAt !== null) return reused(record.familyId);
+    if (record.revokedAt !== null) throw invalidGrant('the refresh token is invalid', 'refresh token revoked');
+    if (record.expiresAt <= now) throw invalidGrant('the refresh token is invalid', 'refresh token expired');
     if (asked && asked.some((s) => !record.scopes.includes(s))) {
       throw new OAuthError('invalid_scope', 'a refresh may only narrow the scope of the original grant');
     }
-
-    const now = new Date();
-    const spent = await services.store.refreshTokenRepository.spend(sha256Hex(presented), now);
-    if (!spent) {
-      const current = await services.tokens.findRefreshToken(presented);
-      if (current && current.usedAt !== null && current.revokedAt === null) {
-        const revoked = await services.store.refreshTokenRepository.revokeFamily(current.familyId, now);
-        services.logger.warn({ requestId, clientId: client.clientId, familyId: current.familyId, revoked }, 'refresh token reused: family revoked');
-        throw invalidGrant('the refresh token is invalid', 'refresh token reused; its family is revoked');
-      }
-      throw invalidGrant('the refresh token is invalid', current?.revokedAt ? 'refresh token revoked' : 'refresh token expired or already used');
-    }
-
-    const user = await services.users.get(spent.userId);
+    const user = await services.users.get(record.userId);
     if (!user || !isUsable(user)) {
-      await services.store.refreshTokenRepository.revokeFamily(spent.familyId, now);
+      await services.store.refreshTokenRepository.revokeFamily(record.familyId, now);
       throw invalidGrant('the refresh token is invalid', 'the user is gone or inactive');
     }
     // Scopes the admin has since taken from the client are not renewed.
     const permitted = permittedScopes(client.allowedScopes);
-    const scopes = (asked ?? spent.scopes).filter((s) => permitted.includes(s));
-    return issueUserTokens(services, {
-      provider, client, user, scopes, requestId, grant: 'refresh_token', refreshFamilyId: spent.familyId,
-    });
+    const scopes = (asked ?? record.scopes).filter((s) => permitted.includes(s));
+    // Policies decide before the token is spent, so a refusal does not cost the user the token.
+    const authorized = await authorizeUserTokens(services, { provider, client, user, scopes, requestId, grant: 'refresh_token' }, 'invalid_grant');
+
+    // The one conditional update that decides which of several racing uses wins.
+    const spent = await services.store.refreshTokenRepository.spend(record.tokenHash, now);
+    if (!spent) return reused(record.familyId);
+    return issueUserTokens(services, { ...authorized, refreshFamilyId: spent.familyId });
+
+    async function reused(familyId: string): Promise<never> {
+      const revoked = await services.store.refreshTokenRepository.revokeFamily(familyId, now);
+      services.logger.warn({ requestId, clientId: client.clientId, familyId, revoked }, 'refresh token reused: family revoked');
+      throw invalidGrant('the refresh token is invalid', 'refresh token reused; its family is revoked');
+    }
   },
 };

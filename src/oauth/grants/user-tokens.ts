@@ -1,10 +1,12 @@
 /**
- * The last step the device_code and refresh_token grants share: issue an access token for a
- * person, an ID token when `openid` was granted, a refresh token when the client holds the
- * REFRESH_TOKEN grant, and record TOKEN_ISSUED under the request id.
+ * The steps the device_code and refresh_token grants share for a person's tokens:
+ * authorizeUserTokens runs the bound expression policies and the scope mappings (before anything
+ * is spent), issueUserTokens issues an access token, an ID token when `openid` was granted, a
+ * refresh token when the client holds the REFRESH_TOKEN grant, and records TOKEN_ISSUED.
  */
 import type { Client, Provider, User } from '../../domain/model.js';
 import type { Services } from '../../domain/services.js';
+import { OAuthError } from '../errors.js';
 import type { TokenResponse } from './grant.js';
 
 export interface UserTokenInput {
@@ -13,15 +15,39 @@ export interface UserTokenInput {
   user: User;
   scopes: readonly string[];
   requestId: string;
-  /** The grant_type, for the event. */
+  /** The grant_type, for policies and the event. */
   grant: string;
-  /** Rotation keeps the refresh token in its family. */
-  refreshFamilyId?: string;
 }
 
-export async function issueUserTokens(services: Services, input: UserTokenInput): Promise<TokenResponse> {
-  const { provider, client, user, scopes } = input;
-  const access = await services.tokens.issueAccessToken({ provider, client, user, scopes });
+export interface AuthorizedUserTokens extends UserTokenInput {
+  /** Claims of the scope mappings of the granted scopes. */
+  extraClaims: Record<string, unknown>;
+}
+
+/**
+ * Every policy bound to the provider and the client must pass (a POLICY_DENIED event names the
+ * one that did not); `refusal` is the error the grant answers then. Returns what to issue.
+ */
+export async function authorizeUserTokens(
+  services: Services, input: UserTokenInput & { codeVerifier?: string | null }, refusal: 'access_denied' | 'invalid_grant',
+): Promise<AuthorizedUserTokens> {
+  const { provider, client, user, scopes, requestId } = input;
+  const decision = await services.policies.evaluateTokenPolicies({
+    provider, client, user, grantType: input.grant, scopes, codeVerifier: input.codeVerifier ?? null, jwtClaims: null, requestId,
+  });
+  if (!decision.allowed) {
+    throw new OAuthError(refusal, 'the request was refused by a policy', `policy '${decision.policyName}' denied: ${decision.reason}`);
+  }
+  const extraClaims = await services.policies.scopeMappingClaims({ provider, user, client, scopes, requestId });
+  const { codeVerifier: _ignored, ...rest } = input;
+  return { ...rest, extraClaims };
+}
+
+export async function issueUserTokens(
+  services: Services, input: AuthorizedUserTokens & { refreshFamilyId?: string },
+): Promise<TokenResponse> {
+  const { provider, client, user, scopes, extraClaims } = input;
+  const access = await services.tokens.issueAccessToken({ provider, client, user, scopes, extraClaims });
   const response: TokenResponse = {
     access_token: access.token,
     token_type: 'Bearer',
@@ -29,9 +55,10 @@ export async function issueUserTokens(services: Services, input: UserTokenInput)
     scope: scopes.join(' '),
   };
   if (scopes.includes('openid')) {
-    response.id_token = await services.tokens.issueIdToken({ provider, client, user, scopes, accessToken: access.token });
+    response.id_token = await services.tokens.issueIdToken({ provider, client, user, scopes, extraClaims, accessToken: access.token });
   }
   if (client.grantTypes.includes('REFRESH_TOKEN')) {
+    // Rotation keeps the new refresh token in its family.
     const refresh = await services.tokens.issueRefreshToken({
       provider, clientId: client.clientId, userId: user.id, scopes, familyId: input.refreshFamilyId,
     });
