@@ -19,6 +19,4 @@ export function registerOAuthRoutes(router: Router, services: Services): void {
   both(router, ['POST'], '/application/o/introspect/', introspectionEndpoint(services));
   both(router, ['POST'], '/application/o/revoke/', revocationEndpoint(services));
   registerVerificationRoutes(router, services);
-  // device-authorization.ts, introspection.ts, revocation.ts, userinfo.ts and the /device page
-  // register here as they are built.
 }

@@ -4,7 +4,7 @@
 import type { Services } from '../domain/services.js';
 import { OAuthError } from './errors.js';
 import { oauthEndpoint } from './endpoint.js';
-import { authenticateClient, extractClientCredentials, requireGrant } from './client-auth.js';
+import { authenticateClient, extractClientCredentials, requireGrant, type AuthenticatedClient, type PresentedClient } from './client-auth.js';
 import type { Grant } from './grants/grant.js';
 import { GRANTS } from './grants/index.js';
 
@@ -17,9 +17,23 @@ export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRA
     const grant = byType.get(grantType);
     if (!grant) throw new OAuthError('unsupported_grant_type', `grant_type '${grantType}' is not supported`);
     const authorization = ctx.get('authorization') || undefined;
-    const presented = extractClientCredentials(authorization, body);
-    const client = await authenticateClient(services, presented, { requireSecret: grant.requireClientSecret });
-    requireGrant(client.client, grant.clientGrant);
+    let presented: PresentedClient | undefined;
+    let client: AuthenticatedClient;
+    try {
+      presented = extractClientCredentials(authorization, body);
+      client = await authenticateClient(services, presented, { requireSecret: grant.requireClientSecret });
+      requireGrant(client.client, grant.clientGrant);
+    } catch (error) {
+      if (grant.failureAction && error instanceof OAuthError) {
+        services.events.record({
+          action: grant.failureAction,
+          requestId,
+          clientId: presented?.clientIds[0] ?? body.get('client_id') ?? null,
+          context: { grantType, rule: 'none', stage: 'client_authentication', error: error.code, reason: error.detail ?? error.description },
+        });
+      }
+      throw error;
+    }
     const response = await grant.handle(services, { params: body, requestId, client, presented, authorization });
     ctx.status = 200;
     ctx.body = response;

@@ -342,6 +342,7 @@ function machineGrant(grantType: string, clientGrant: GrantType): Grant {
     clientGrant,
     // The rules decide what the secret means (it may carry an app password or a JWT).
     requireClientSecret: false,
+    failureAction: 'LOGIN_FAILED',
     handle: (services, request) => handle(services, request, grantType),
   };
 }

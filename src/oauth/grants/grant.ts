@@ -36,5 +36,10 @@ export interface Grant {
   clientGrant: GrantType;
   /** Whether a confidential client must prove its own secret before the handler runs. */
   requireClientSecret: boolean;
+  /**
+   * The audit action for a request that fails before the handler runs (unknown client, wrong
+   * secret, grant not allowed); grants whose every attempt must be an event set it.
+   */
+  failureAction?: string;
   handle(services: Services, request: TokenRequest): Promise<TokenResponse>;
 }
