@@ -4,9 +4,16 @@
  * minute. The counters live where the other state lives: in MongoDB when the store is MongoDB (so
  * they hold across processes), in memory with the embedded store (one process owns it).
  */
+import { createRequire } from 'node:module';
 import type { Connection } from 'mongoose';
-import { RateLimiterMemory, RateLimiterMongo, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type * as Flexible from 'rate-limiter-flexible';
 import type { StoreAdapter } from '../store/ports.js';
+
+// The package's index loads every backend it has (Redis, Postgres, Prisma, …): about 60 ms of
+// start-up. Only the two backends used here are loaded, the MongoDB one only with MongoDB.
+const require = createRequire(import.meta.url);
+const RateLimiterRes = require('rate-limiter-flexible/lib/RateLimiterRes.js') as typeof Flexible.RateLimiterRes;
+type RateLimiterAbstract = Flexible.RateLimiterAbstract;
 
 export const WRONG_USER_CODES_PER_MINUTE = 20;
 const WINDOW_SECONDS = 60;
@@ -28,9 +35,14 @@ function mongooseConnectionOf(store: StoreAdapter): Connection | null {
 export function createUserCodeLimiter(store: StoreAdapter): WrongUserCodeLimiter {
   const options = { keyPrefix: 'tessera_wrong_user_code', points: WRONG_USER_CODES_PER_MINUTE, duration: WINDOW_SECONDS };
   const connection = mongooseConnectionOf(store);
-  const limiter: RateLimiterAbstract = connection
-    ? (new RateLimiterMongo({ ...options, storeClient: connection, tableName: 'rateLimits' }) as unknown as RateLimiterAbstract)
-    : new RateLimiterMemory(options);
+  let limiter: RateLimiterAbstract;
+  if (connection) {
+    const RateLimiterMongo = require('rate-limiter-flexible/lib/RateLimiterMongo.js') as typeof Flexible.RateLimiterMongo;
+    limiter = new RateLimiterMongo({ ...options, storeClient: connection, tableName: 'rateLimits' }) as unknown as RateLimiterAbstract;
+  } else {
+    const RateLimiterMemory = require('rate-limiter-flexible/lib/RateLimiterMemory.js') as typeof Flexible.RateLimiterMemory;
+    limiter = new RateLimiterMemory(options);
+  }
   return new WrongUserCodeLimiter(limiter);
 }
 

@@ -54,7 +54,7 @@ export const deviceCodeGrant: Grant = {
     const approved = result.authorization;
     const user = approved.userId ? await services.users.get(approved.userId) : null;
     if (!user || !isUsable(user)) throw invalidGrant('the device code is invalid', 'the approving user is gone or inactive');
-    // Policies decide before the code is spent; a refusal is final for the device (access_denied).
+    // Policies decide before the code is spent; a refusal answers access_denied, which ends the device's polling.
     const authorized = await authorizeUserTokens(services, {
       provider, client, user, scopes: approved.scopes, requestId, grant: DEVICE_CODE_GRANT_TYPE, codeVerifier: codeVerifier ?? null,
     }, 'access_denied');
