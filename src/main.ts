@@ -1,8 +1,6 @@
 /** Process entry: config → store → app → listen; graceful shutdown on SIGTERM/SIGINT. */
 import { notifyPrimaryReady, processRole, runPrimary, warnIfWorkersIgnored, workerLogger } from './cluster.js';
 import { ConfigError, loadConfig } from './config.js';
-import { createLogger } from './http/logger.js';
-import { startServer } from './server.js';
 import { StoreUnavailableError } from './store/errors.js';
 
 async function main(): Promise<void> {
@@ -16,6 +14,9 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  // The server's modules (most of the start-up time) load only once the configuration is valid,
+  // so a bad variable is reported at once.
+  const { createLogger } = await import('./http/logger.js');
   const logger = workerLogger(createLogger(config.logLevel));
   if (processRole(config) === 'primary') {
     // TESSERA_WORKERS > 1 with MongoDB: this process only forks and watches the workers.
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
   warnIfWorkersIgnored(config, logger);
   let server;
   try {
+    const { startServer } = await import('./server.js');
     server = await startServer(config, logger);
   } catch (error) {
     if (error instanceof ConfigError || error instanceof StoreUnavailableError) {

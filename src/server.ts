@@ -9,7 +9,6 @@ import { resolveSecretKey } from './config.js';
 import { openStore } from './store/index.js';
 import { createServices, type Services } from './domain/services.js';
 import { bootstrapAdmin } from './domain/bootstrap.js';
-import { createApp } from './app.js';
 import { newRequestId } from './http/request-id.js';
 
 export interface RunningServer {
@@ -23,10 +22,14 @@ export interface RunningServer {
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   const secretKey = resolveSecretKey(config);
   const configured = { ...config, secretKey };
+  // The HTTP layer's modules (Apollo, type-graphql, Koa: most of the start-up time) load while
+  // the store opens its files.
+  const appModule = import('./app.js');
+  appModule.catch(() => undefined);
   const store = await openStore({ mongodbUri: config.mongodbUri, dataDir: config.dataDir });
   const services = createServices(configured, store, logger, secretKey);
   const { printedToken } = await bootstrapAdmin(services);
-  const app = await createApp(services);
+  const app = await (await appModule).createApp(services);
 
   const server = http.createServer(app.koa.callback());
   server.keepAliveTimeout = 65_000;
@@ -55,14 +58,24 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
 
+  let draining = false;
+  // Responses sent while draining tell the client the connection is closing.
+  server.on('request', (_request: http.IncomingMessage, response: http.ServerResponse) => {
+    if (draining) response.shouldKeepAlive = false;
+  });
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
-      // Stop accepting, let in-flight requests finish, drop idle keep-alive sockets.
+      // Stop accepting, let in-flight requests finish, drop idle keep-alive sockets. A connection
+      // whose request finishes during the drain turns idle afterwards: sweep those too, or one
+      // keep-alive client would hold the process until the forced close.
+      draining = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
       const forced = setTimeout(() => server.closeAllConnections(), 10_000);
       await closed;
+      clearInterval(sweep);
       clearTimeout(forced);
       await app.close();
       await services.events.close();
