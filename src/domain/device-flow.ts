@@ -34,6 +34,12 @@ export function formatUserCode(code: string): string {
   return `${code.slice(0, half)}-${code.slice(half)}`;
 }
 
+/** A stored code as its device shows it: in the alphabet's own case, with the dash. */
+export function displayUserCode(stored: string, alphabet: string): string {
+  const lowerOnly = alphabetIsCaseInsensitive(alphabet) && alphabet === alphabet.toLowerCase() && alphabet !== alphabet.toUpperCase();
+  return formatUserCode(lowerOnly ? stored.toLowerCase() : stored);
+}
+
 /** The stored form of a code: no spaces or dashes, upper-cased when the alphabet has no case. */
 export function normalizeUserCode(entered: string, alphabet: string): string {
   const stripped = stripSeparators(entered);

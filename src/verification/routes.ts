@@ -10,7 +10,8 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Services } from '../domain/services.js';
 import type { User } from '../domain/model.js';
-import { formatUserCode, MAX_USER_CODE_ENTRY } from '../domain/device-flow.js';
+import { displayUserCode, MAX_USER_CODE_ENTRY } from '../domain/device-flow.js';
+import { userCodeAlphabet } from '../domain/providers.js';
 import { createUserCodeLimiter, type WrongUserCodeLimiter } from '../domain/rate-limits.js';
 import { isUsable } from '../domain/users.js';
 import { readFormBody, type FormParams } from '../http/body.js';
@@ -94,7 +95,7 @@ async function showCode(p: PageContext, code: string): Promise<void> {
     clientName: client.name,
     providerName: provider.name,
     scopes: authorization.scopes,
-    displayCode: formatUserCode(authorization.userCode),
+    displayCode: displayUserCode(authorization.userCode, userCodeAlphabet(provider.deviceFlow)),
     userCode: authorization.userCode,
   }));
 }

@@ -306,6 +306,18 @@ describe('the verification pages', () => {
     assert.equal((await poll(server, clientId, codes.device_code)).body.error, 'access_denied');
   });
 
+  test('a custom lower-case alphabet: the page shows the code as the device does; typed upper-case, it still matches', async () => {
+    const custom = await seedProvider(server, { deviceFlow: { userCodeCharset: 'CUSTOM', userCodeAlphabet: 'bcdfghjkmnpqrstvwxz', userCodeLength: 8 } });
+    const customClient = (await seedClient(server, { providerId: custom.id })).clientId;
+    const codes = await startDevice(server, customClient);
+    assert.match(codes.user_code, /^[bcdfghjkmnpqrstvwxz]{4}-[bcdfghjkmnpqrstvwxz]{4}$/);
+    const browser = new Browser(server.url);
+    await browser.signIn(frank);
+    const consent = await browser.request(`/device?code=${codes.user_code.toUpperCase()}`);
+    assert.equal(consent.status, 200);
+    assert.ok(consent.html.includes(`>${codes.user_code}</strong>`), 'shown in the case the device shows');
+  });
+
   test('an unknown code gets a clear message', async () => {
     const browser = new Browser(server.url);
     await browser.signIn(frank);

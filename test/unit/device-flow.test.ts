@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  DeviceFlowService, UserCodeSpaceExhaustedError, formatUserCode, generateUserCode, normalizeUserCode, stripSeparators,
+  DeviceFlowService, UserCodeSpaceExhaustedError, displayUserCode, formatUserCode, generateUserCode, normalizeUserCode, stripSeparators,
 } from '../../src/domain/device-flow.js';
 import {
   DEFAULT_DEVICE_FLOW, USER_CODE_ALPHABETS, alphabetIsCaseInsensitive, userCodeAlphabet, userCodeEntropyBits,
@@ -54,6 +54,15 @@ describe('user codes', () => {
     assert.equal(formatUserCode('BCDFGHJK'), 'BCDF-GHJK');
     assert.equal(formatUserCode('123456789'), '12345-6789');
     assert.equal(formatUserCode('BCDF'), 'BCDF');
+  });
+});
+
+describe('showing a stored code for confirmation', () => {
+  test('in the case the device shows it', () => {
+    assert.equal(displayUserCode('BCDFGHJK', USER_CODE_ALPHABETS.BASE20), 'BCDF-GHJK');
+    assert.equal(displayUserCode('ABCDEF', 'abcdefgh'), 'abc-def', 'a lower-case alphabet is stored upper-cased, shown lower-cased');
+    assert.equal(displayUserCode('aBcDeF', 'abcABC'), 'aBc-DeF', 'a case-sensitive alphabet is shown as stored');
+    assert.equal(displayUserCode('123456', USER_CODE_ALPHABETS.NUMERIC), '123-456');
   });
 });
 
