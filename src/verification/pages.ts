@@ -84,8 +84,9 @@ ${page.username && page.csrf ? html`<div class="who"><span>Signed in as <strong>
 }
 
 
+/** The error of a form, announced at once and tied to the field it is about (aria-describedby). */
 function alert(message: string | null | undefined): Html | '' {
-  return message ? html`<div class="alert" role="alert">${message}</div>` : '';
+  return message ? html`<div class="alert" role="alert" id="form-error">${message}</div>` : '';
 }
 
 export function signInPage(p: PageFrame & { csrf: string; code: string | null; username?: string | null; error?: string | null; formUsername?: string }): string {
@@ -100,7 +101,7 @@ ${p.code ? html`<input type="hidden" name="user_code" value="${p.code}">` : ''}
 <label for="username">Username</label>
 <input type="text" id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required value="${p.formUsername ?? ''}">
 <label for="password">Password</label>
-<input type="password" id="password" name="password" autocomplete="current-password" required>
+<input type="password" id="password" name="password" autocomplete="current-password" required${p.error ? html` aria-describedby="form-error"` : ''}>
 <button type="submit">Sign in</button>
 </form>`);
 }
@@ -113,7 +114,7 @@ ${alert(p.error)}
 <input type="hidden" name="csrf" value="${p.csrf}">
 <input type="hidden" name="action" value="enter">
 <label for="user_code">Code</label>
-<input class="code" type="text" id="user_code" name="user_code" autocomplete="one-time-code" autocapitalize="characters" autocorrect="off" spellcheck="false" required maxlength="80" aria-describedby="code-help" value="${p.code ?? ''}">
+<input class="code" type="text" id="user_code" name="user_code" autocomplete="one-time-code" autocapitalize="characters" autocorrect="off" spellcheck="false" required maxlength="80" aria-describedby="${p.error ? 'form-error code-help' : 'code-help'}"${p.error ? html` aria-invalid="true"` : ''} value="${p.code ?? ''}">
 <p class="muted" id="code-help">Dashes and spaces are optional.</p>
 <button type="submit">Continue</button>
 </form>`);

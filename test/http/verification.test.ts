@@ -323,7 +323,8 @@ describe('the verification pages', () => {
     await browser.signIn(frank);
     const page = await browser.request('/device?code=ZZZZ-ZZZZ');
     assert.equal(page.status, 400);
-    assert.match(page.html, /role="alert">We don&#39;t recognise that code/);
+    assert.match(page.html, /role="alert"[^>]*>We don&#39;t recognise that code/);
+    assert.match(page.html, /aria-invalid="true"/, 'the field is marked invalid for screen readers');
   });
 
   test('an expired code is refused on the page too, with a clear message', async () => {
