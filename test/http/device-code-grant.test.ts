@@ -5,6 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { basic, startTestServer, type TestServer } from '../helpers/server.js';
@@ -279,5 +282,34 @@ describe('PKCE when polling', () => {
   test('a verifier for a code sent without a challenge is invalid_grant (no PKCE downgrade)', async () => {
     const codes = await approved();
     assert.equal((await poll(server, clientId, codes.device_code, { code_verifier: verifier })).body.error, 'invalid_grant');
+  });
+});
+
+describe('a restart', () => {
+  test('a pending device code survives a restart of the server, and is then approved and exchanged', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tessera-device-restart-'));
+    try {
+      let node = await startTestServer({}, dataDir);
+      const p = await seedProvider(node);
+      const tv = (await seedClient(node, { providerId: p.id })).clientId;
+      const user = await seedUser(node);
+      const codes = await startDevice(node, tv);
+      assert.equal((await poll(node, tv, codes.device_code)).body.error, 'authorization_pending');
+      await node.stop();
+
+      node = await startTestServer({}, dataDir);
+      try {
+        assert.equal((await decide(node, user.username, user.appPassword, codes.user_code, 'allow')).status, 200);
+        // The poll clock survived too: a poll right away is still too early.
+        assert.equal((await poll(node, tv, codes.device_code)).body.error, 'slow_down');
+        const stored = await node.server.services.store.deviceAuthorizations.findOne({ deviceCodeHash: sha256(codes.device_code) });
+        await node.server.services.store.deviceAuthorizations.updateOne({ id: stored!.id }, { $set: { nextPollAt: Date.now() - 1 } });
+        assert.equal((await poll(node, tv, codes.device_code)).status, 200);
+      } finally {
+        await node.stop();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
