@@ -2,7 +2,7 @@ import { Arg, Ctx, Field, FieldResolver, ID, InputType, Mutation, ObjectType, Qu
 import type { AdminContext } from './context.js';
 import { DateTimeScalar } from './scalars.js';
 import { ClientTypeEnum, GrantTypeEnum } from './enums.js';
-import { ProviderType, recordConfigChange } from './providers.js';
+import { ProviderType, recordConfigChange, setFields } from './providers.js';
 import type { Client, ClientType, GrantType, Provider } from '../domain/model.js';
 import type { ClientWithSecret } from '../domain/clients.js';
 import { ValidationError } from '../domain/errors.js';
@@ -42,11 +42,6 @@ export class UpdateClientInput {
   @Field(() => String, { nullable: true }) name?: string | null;
   @Field(() => [GrantTypeEnum], { nullable: true }) grantTypes?: GrantType[] | null;
   @Field(() => [String], { nullable: true }) allowedScopes?: string[] | null;
-}
-
-/** The names of the fields an input set, for the audit log (never their values: they may be secret). */
-export function setFields(input: object): string[] {
-  return Object.entries(input).filter(([, v]) => v !== undefined).map(([k]) => k);
 }
 
 @Resolver(() => ClientObject)

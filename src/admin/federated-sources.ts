@@ -1,8 +1,7 @@
 import { Arg, Ctx, Field, FieldResolver, ID, InputType, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
 import type { AdminContext } from './context.js';
 import { DateTimeScalar, JSONScalar } from './scalars.js';
-import { ProviderType, recordConfigChange } from './providers.js';
-import { setFields } from './clients.js';
+import { ProviderType, recordConfigChange, setFields } from './providers.js';
 import type { FederatedSource, Provider } from '../domain/model.js';
 import { ValidationError } from '../domain/errors.js';
 

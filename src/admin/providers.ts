@@ -108,7 +108,7 @@ export class ProviderResolver {
   ): Promise<Provider> {
     const provider = await ctx.services.providers.update(id, input);
     ctx.services.tokens.invalidateProviderKeys(id);
-    recordConfigChange(ctx, 'updateProvider', { providerId: id, fields: Object.keys(input) });
+    recordConfigChange(ctx, 'updateProvider', { providerId: id, fields: setFields(input) });
     return provider;
   }
 
@@ -131,4 +131,9 @@ export function recordConfigChange(ctx: AdminContext, operation: string, details
     username: ctx.admin.username,
     context: { operation, ...details },
   });
+}
+
+/** The names of the fields an input set, for the audit log (never their values: they may be secret). */
+export function setFields(input: object): string[] {
+  return Object.entries(input).filter(([, v]) => v !== undefined).map(([k]) => k);
 }

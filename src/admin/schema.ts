@@ -3,7 +3,7 @@ import { buildSchema } from 'type-graphql';
 import type { GraphQLSchema } from 'graphql';
 import { ProviderResolver } from './providers.js';
 import { ClientResolver, ProviderClientsResolver } from './clients.js';
-import { UserResolver } from './users.js';
+import { UserConnectionResolver, UserResolver } from './users.js';
 import { AppPasswordResolver, UserAppPasswordsResolver } from './app-passwords.js';
 import { FederatedSourceResolver, ProviderFederationResolver } from './federated-sources.js';
 import { EventResolver } from './events.js';
@@ -13,7 +13,7 @@ import { ExpressionPolicyResolver, PolicyBindingResolver, ScopeMappingResolver, 
 export const RESOLVERS = [
   ProviderResolver, ProviderClientsResolver, ProviderFederationResolver,
   ClientResolver,
-  UserResolver, UserAppPasswordsResolver, AppPasswordResolver,
+  UserResolver, UserConnectionResolver, UserAppPasswordsResolver, AppPasswordResolver,
   FederatedSourceResolver,
   EventResolver,
   ExpressionPolicyResolver, PolicyBindingResolver, SourcePropertyMappingResolver, ScopeMappingResolver,

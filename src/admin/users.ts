@@ -1,11 +1,11 @@
-import { Arg, Ctx, Field, ID, InputType, Int, Mutation, ObjectType, Query, Resolver } from 'type-graphql';
+import { Arg, Ctx, Field, FieldResolver, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
 import type { AdminContext } from './context.js';
 import { DateTimeScalar, JSONScalar } from './scalars.js';
 import { UserTypeEnum } from './enums.js';
-import { recordConfigChange } from './providers.js';
-import { setFields } from './clients.js';
+import { recordConfigChange, setFields } from './providers.js';
 import { connection, pageRequest, PageInfoType } from './pagination.js';
 import type { User, UserType } from '../domain/model.js';
+import type { UserListFilter } from '../domain/users.js';
 import { ValidationError } from '../domain/errors.js';
 
 @ObjectType('User')
@@ -33,7 +33,8 @@ export class UserEdgeObject {
 export class UserConnectionObject {
   @Field(() => [UserEdgeObject]) edges!: UserEdgeObject[];
   @Field(() => PageInfoType) pageInfo!: PageInfoType;
-  @Field(() => Int) totalCount!: number;
+  /** The listing's filter, so totalCount is counted only when a query asks for it. */
+  filter!: UserListFilter;
 }
 
 @InputType('UserFilter')
@@ -76,7 +77,7 @@ export class CreateServiceAccountInput {
 
 @Resolver(() => UserObject)
 export class UserResolver {
-  @Query(() => UserConnectionObject)
+  @Query(() => UserConnectionObject, { description: 'Newest first.' })
   async users(
     @Ctx() { services }: AdminContext,
     @Arg('filter', () => UserFilterInput, { nullable: true }) filter?: UserFilterInput | null,
@@ -84,9 +85,8 @@ export class UserResolver {
     @Arg('after', () => String, { nullable: true }) after?: string | null,
   ): Promise<UserConnectionObject> {
     const request = pageRequest(first, after);
-    const where = { type: filter?.type ?? null, search: filter?.search ?? null };
-    const [page, totalCount] = await Promise.all([services.users.listPage(where, request), services.users.count(where)]);
-    return { ...connection(page), totalCount };
+    const where: UserListFilter = { type: filter?.type ?? null, search: filter?.search ?? null };
+    return { ...connection(await services.users.listPage(where, request)), filter: where };
   }
 
   @Query(() => UserObject, { nullable: true })
@@ -141,5 +141,13 @@ export class UserResolver {
     const user = await ctx.services.users.createServiceAccount(input);
     recordConfigChange(ctx, 'createServiceAccount', { id: user.id, username: user.username });
     return user;
+  }
+}
+
+@Resolver(() => UserConnectionObject)
+export class UserConnectionResolver {
+  @FieldResolver(() => Int, { description: 'All users that match the filter, on every page.' })
+  totalCount(@Root() connection: UserConnectionObject, @Ctx() { services }: AdminContext): Promise<number> {
+    return services.users.count(connection.filter);
   }
 }

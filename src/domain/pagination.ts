@@ -3,7 +3,7 @@
  * order, so a deep page costs what the first one does (an index range, never a skip over every
  * earlier record), and records inserted meanwhile neither repeat nor vanish from later pages.
  */
-import type { DocumentCollection, Filter } from '../store/ports.js';
+import type { DocumentCollection, Filter, Operators } from '../store/ports.js';
 import { ValidationError } from './errors.js';
 
 export interface PagePosition {
@@ -32,32 +32,77 @@ export function validatePageSize(first: number | null | undefined): number {
   return first;
 }
 
-/** `order` 1 = oldest first, -1 = newest first. The filter may use $or; it is kept apart from the page condition. */
+/** The first window a page looks in; each miss makes it WINDOW_GROWTH times wider. */
+const FIRST_WINDOW_MS = 1_000;
+const WINDOW_GROWTH = 4;
+
+/**
+ * One page in (createdAt, id) order: `order` -1 = newest first, 1 = oldest first. The filter may
+ * use $or (kept apart from the page condition); it must not use `id` inside $and.
+ *
+ * A store sorts everything a query matches before it applies the limit, and the embedded store
+ * does so in memory, so "the 50 newest of 100,000" would sort 100,000 records. So the page is
+ * looked for in a time window next to the cursor (or next to now), widened until it holds a page:
+ * the store sorts about as many records as the page needs, and answers the range on createdAt from
+ * its index. Every record outside the window comes after every record inside it, so a window's
+ * first N records are the page. When the first window misses, one unsorted query with a limit
+ * (which stops early) either finds that fewer than a page match at all (a narrow search: done), or
+ * yields records whose oldest bounds how wide the window ever needs to grow.
+ */
 export async function keysetPage<T extends { id: string; createdAt: Date }>(
   collection: DocumentCollection<T>,
   filter: Filter,
   request: PageRequest,
   order: 1 | -1,
 ): Promise<Page<T>> {
-  if (request.first === 0) return { items: [], hasNextPage: (await collection.find(afterFilter(filter, request.after, order), { limit: 1 })).length > 0 };
-  const rows = await collection.find(afterFilter(filter, request.after, order), {
-    sort: { createdAt: order, id: order },
-    limit: request.first + 1,
-  });
-  return { items: rows.slice(0, request.first), hasNextPage: rows.length > request.first };
+  const limit = request.first + 1;
+  const sort = { createdAt: order, id: order } as const;
+  const page = (rows: T[]): Page<T> => ({ items: rows.slice(0, request.first), hasNextPage: rows.length === limit });
+  const anchor = request.after?.createdAt.getTime() ?? (order === -1 ? Date.now() : null);
+  // Oldest first with no cursor has nothing to anchor a window to.
+  if (anchor === null) return page(await collection.find(pageFilter(filter, request.after, order, null), { sort, limit }));
+
+  let span = FIRST_WINDOW_MS;
+  let rows = await collection.find(pageFilter(filter, request.after, order, new Date(anchor + order * span)), { sort, limit });
+  if (rows.length === limit) return page(rows);
+
+  const sample = await collection.find(pageFilter(filter, request.after, order, null), { limit });
+  if (sample.length < limit) return page(sample.sort(compareBy(order)));
+  // The sample's farthest record bounds the window: [anchor, farthest] holds at least a page.
+  const times = sample.map((r) => r.createdAt.getTime());
+  const farthest = order === -1 ? Math.min(...times) : Math.max(...times);
+  for (;;) {
+    span *= WINDOW_GROWTH;
+    let edge = anchor + order * span;
+    const last = order === -1 ? edge <= farthest : edge >= farthest;
+    if (last) edge = farthest;
+    rows = await collection.find(pageFilter(filter, request.after, order, new Date(edge)), { sort, limit });
+    if (rows.length === limit) return page(rows);
+    // Records deleted meanwhile can leave the widest window short: then ask without one.
+    if (last) return page(await collection.find(pageFilter(filter, request.after, order, null), { sort, limit }));
+  }
 }
 
-function afterFilter(filter: Filter, after: PagePosition | null, order: 1 | -1): Filter {
-  if (!after) return filter;
-  const [orEqual, strictly] = order === 1 ? (['$gte', '$gt'] as const) : (['$lte', '$lt'] as const);
+function compareBy(order: 1 | -1) {
+  return (a: { createdAt: Date; id: string }, b: { createdAt: Date; id: string }): number =>
+    order * (a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/** Records after the cursor in the page order, within the window (createdAt ≥ edge newest first, ≤ edge oldest first). */
+function pageFilter(filter: Filter, after: PagePosition | null, order: 1 | -1, windowEdge: Date | null): Filter {
+  const [towards, strictly, back] = order === 1 ? (['$gte', '$gt', '$lte'] as const) : (['$lte', '$lt', '$gte'] as const);
+  const range: Operators = {};
+  if (after) range[towards] = after.createdAt;
+  if (windowEdge) range[back] = windowEdge;
+  if (!after && !windowEdge) return filter;
   const { $or, ...rest } = filter;
   // The range on createdAt stays at the top so both stores answer it from the createdAt index;
-  // the $or only breaks ties between records created in the same millisecond.
-  const paged: Filter = {
-    ...rest,
-    createdAt: { [orEqual]: after.createdAt },
-    $or: [{ createdAt: { [strictly]: after.createdAt } }, { id: { [strictly]: after.id } }],
-  };
-  if ($or) paged.$and = [...((rest.$and as Filter[] | undefined) ?? []), { $or }];
+  // the cursor's $or only breaks ties between records created in the same millisecond.
+  const paged: Filter = { ...rest, createdAt: range };
+  if (after) paged.$or = [{ createdAt: { [strictly]: after.createdAt } }, { id: { [strictly]: after.id } }];
+  if ($or) {
+    if (paged.$or) paged.$and = [...((rest.$and as Filter[] | undefined) ?? []), { $or }];
+    else paged.$or = $or;
+  }
   return paged;
 }

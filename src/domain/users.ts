@@ -98,9 +98,9 @@ export class UserService {
     return this.collections.users.find({ id: { $in: [...ids] } });
   }
 
-  /** One page of users, oldest first (keyset on createdAt, id: deep pages cost what the first does). */
+  /** One page of users, newest first (keyset on createdAt, id: deep pages cost what the first does). */
   listPage(filter: UserListFilter, request: PageRequest): Promise<Page<User>> {
-    return keysetPage(this.collections.users, userFilter(filter), request, 1);
+    return keysetPage(this.collections.users, userFilter(filter), request, -1);
   }
 
   count(filter: UserListFilter): Promise<number> {

@@ -185,6 +185,7 @@ test('every provider mutation writes a CONFIG_CHANGED event naming the admin', a
   for (const operation of ['createProvider', 'updateProvider', 'deleteProvider']) {
     const events = (await configEvents(server, operation)).filter((e) => e.context.providerId === p.id);
     assert.equal(events.length, 1, operation);
+    if (operation === 'updateProvider') assert.deepEqual(events[0]!.context.fields, ['name'], 'names only the fields the admin set');
     assert.equal(events[0]!.username, 'admin');
     assert.ok(events[0]!.requestId);
   }

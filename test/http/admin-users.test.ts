@@ -156,7 +156,7 @@ test('users pages: first, after=endCursor, hasNextPage, totalCount; no user twic
     assert.equal(cursor, page.users.edges.at(-1)?.cursor);
   }
   assert.equal(total, 12);
-  assert.deepEqual(seen, Array.from({ length: 12 }, (_, i) => `page-${String(i).padStart(2, '0')}`), 'oldest first, each once');
+  assert.deepEqual(seen, Array.from({ length: 12 }, (_, i) => `page-${String(11 - i).padStart(2, '0')}`), 'newest first, each once');
 });
 
 test('first defaults to 50 and may not exceed 500; a cursor this API did not give out is BAD_USER_INPUT', async () => {
