@@ -1,3 +1,4 @@
+import 'reflect-metadata';
 import { Arg, Ctx, Field, FieldResolver, ID, InputType, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
 import type { AdminContext } from './context.js';
 import { DateTimeScalar } from './scalars.js';
@@ -58,7 +59,7 @@ export class ClientResolver {
     @Arg('clientId', () => String, { nullable: true }) clientId?: string | null,
   ): Promise<Client | null> {
     if (id) return services.clients.get(id);
-    if (clientId) return services.clients.getByClientId(clientId);
+    if (clientId) return services.clients.findByClientId(clientId);
     throw new ValidationError('id', 'give id or clientId');
   }
 

@@ -1,3 +1,4 @@
+import 'reflect-metadata';
 import { Arg, Ctx, Field, ID, InputType, Int, ObjectType, Query, Resolver } from 'type-graphql';
 import type { AdminContext } from './context.js';
 import { DateTimeScalar, JSONScalar } from './scalars.js';

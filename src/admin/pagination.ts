@@ -2,6 +2,7 @@
  * Relay-style connections: opaque cursors (base64url of the record's createdAt and id, the keyset
  * the domain pages on) and PageInfo.
  */
+import 'reflect-metadata';
 import { Field, ObjectType } from 'type-graphql';
 import { ValidationError } from '../domain/errors.js';
 import { validatePageSize, type PagePosition, type PageRequest } from '../domain/pagination.js';

@@ -1,3 +1,4 @@
+import 'reflect-metadata';
 import { Arg, Ctx, Field, FieldResolver, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
 import type { AdminContext } from './context.js';
 import { DateTimeScalar, JSONScalar } from './scalars.js';
@@ -90,12 +91,13 @@ export class UserResolver {
   }
 
   @Query(() => UserObject, { nullable: true })
-  user(
+  async user(
     @Ctx() { services }: AdminContext,
     @Arg('id', () => ID, { nullable: true }) id?: string | null,
     @Arg('username', () => String, { nullable: true }) username?: string | null,
   ): Promise<User | null> {
-    if (id) return services.users.get(id);
+    // Uncached (get() is cached briefly for the token endpoint): admins see what the store holds.
+    if (id) return (await services.users.getMany([id]))[0] ?? null;
     if (username) return services.users.getByUsername(username);
     throw new ValidationError('id', 'give id or username');
   }

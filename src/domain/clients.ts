@@ -52,6 +52,11 @@ export class ClientService {
     return this.collections.clients.findOne({ id });
   }
 
+  /** Uncached, for admins: what the store holds right now. */
+  findByClientId(clientId: string): Promise<Client | null> {
+    return this.collections.clients.findOne({ clientId });
+  }
+
   list(providerId?: string | null): Promise<Client[]> {
     return this.collections.clients.find(providerId ? { providerId } : {}, { sort: { createdAt: 1 } });
   }

@@ -4,7 +4,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { getIntrospectionQuery } from 'graphql';
+import { getIntrospectionQuery, getNamedType, isLeafType, isNonNullType, type GraphQLField, type GraphQLObjectType } from 'graphql';
+import { buildAdminSchema } from '../../src/admin/schema.js';
 import { basic, postForm, startTestServer, type TestServer } from '../helpers/server.js';
 
 let server: TestServer;
@@ -61,6 +62,37 @@ test('a valid token of a user who is not an admin is 403 FORBIDDEN, for queries 
     assert.equal(body.errors?.[0]?.extensions?.code, 'FORBIDDEN');
   }
   assert.equal((await server.gql<{ user: null }>('{ user(username: "sneaky") { id } }')).user, null);
+});
+
+/** One operation per root field of the schema, with its required arguments as variables. */
+function operationsOf(root: GraphQLObjectType, kind: 'query' | 'mutation'): { name: string; document: string }[] {
+  return Object.values(root.getFields()).map((field: GraphQLField<unknown, unknown>) => {
+    const required = field.args.filter((a) => isNonNullType(a.type));
+    const declared = required.map((a) => `$${a.name}: ${a.type.toString()}`).join(', ');
+    const passed = required.map((a) => `${a.name}: $${a.name}`).join(', ');
+    const selection = isLeafType(getNamedType(field.type)) ? '' : ' { __typename }';
+    return { name: field.name, document: `${kind}${declared ? ` (${declared})` : ''} { ${field.name}${passed ? `(${passed})` : ''}${selection} }` };
+  });
+}
+
+test('every query and mutation of the schema is 401 without a token and 403 with a non-admin token, and changes nothing', async () => {
+  const schema = await buildAdminSchema();
+  const operations = [...operationsOf(schema.getQueryType()!, 'query'), ...operationsOf(schema.getMutationType()!, 'mutation')];
+  assert.ok(operations.length >= 28, `${operations.length} operations`);
+  const before = await server.gql<{ events: { edges: unknown[] } }>('{ events(filter: { action: "CONFIG_CHANGED" }, first: 500) { edges { cursor } } }');
+  for (const { name, document } of operations) {
+    const anonymous = await server.gqlRaw(document, {}, null);
+    assert.equal(anonymous.status, 401, name);
+    assert.equal(anonymous.body.errors?.[0]?.extensions?.code, 'UNAUTHENTICATED', name);
+    const forbidden = await server.gqlRaw(document, {}, nonAdmin.secret);
+    assert.equal(forbidden.status, 403, name);
+    assert.equal(forbidden.body.errors?.[0]?.extensions?.code, 'FORBIDDEN', name);
+    // The same document from an admin reaches GraphQL (here: missing variables, or an answer).
+    const admin = await server.gqlRaw(document, {});
+    assert.ok(admin.status === 200 || admin.body.errors?.[0]?.extensions?.code === 'BAD_USER_INPUT', `${name}: ${JSON.stringify(admin.body)}`);
+  }
+  const after = await server.gql<{ events: { edges: unknown[] } }>('{ events(filter: { action: "CONFIG_CHANGED" }, first: 500) { edges { cursor } } }');
+  assert.equal(after.events.edges.length, before.events.edges.length, 'no refused call changed anything');
 });
 
 test('an app password of any admin user is accepted', async () => {

@@ -168,6 +168,7 @@ test('deleting a provider deletes its clients (documented on deleteProvider), so
     { id, clientId, pid: p.id },
   );
   assert.equal(data.client, null);
+  assert.equal(data.byClientId, null);
   assert.equal(data.provider, null);
   assert.equal(await server.server.services.store.clients.count({ providerId: p.id }), 0);
   assert.equal(await server.server.services.store.signingKeys.count({ providerId: p.id }), 0);
