@@ -71,6 +71,27 @@ describe('discovery', () => {
     assert.deepEqual(a, b);
   });
 
+  test('discovery lists only what is implemented: every endpoint answers, every grant type is accepted', async () => {
+    const metadata = (await (await fetch(`${server.url}${paths[0]}`)).json()) as Record<string, unknown>;
+    const local = (value: unknown) => new URL(new URL(String(value)).pathname, server.url);
+    for (const name of ['token_endpoint', 'device_authorization_endpoint', 'introspection_endpoint', 'revocation_endpoint', 'userinfo_endpoint']) {
+      assert.ok(metadata[name], `${name} is listed`);
+      const response = await fetch(local(metadata[name]), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '' });
+      assert.notEqual(response.status, 404, `${name} answers`);
+      assert.notEqual(response.status, 405, `${name} takes POST`);
+      await response.body?.cancel();
+    }
+    assert.equal((await fetch(local(metadata.jwks_uri))).status, 200);
+    for (const grantType of metadata.grant_types_supported as string[]) {
+      const response = await fetch(local(metadata.token_endpoint), {
+        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: grantType, client_id: 'no-such-client' }).toString(),
+      });
+      const body = (await response.json()) as { error: string };
+      assert.notEqual(body.error, 'unsupported_grant_type', `${grantType} is implemented`);
+    }
+  });
+
   for (const p of [
     '/application/o/no-such-provider/.well-known/openid-configuration',
     '/.well-known/oauth-authorization-server/application/o/no-such-provider/',
