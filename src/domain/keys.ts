@@ -38,9 +38,10 @@ export class SigningKeyService {
       .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid })
       .encrypt(this.encryptionKey);
     const record: SigningKey = { id: kid, providerId, algorithm: alg, publicJwk, encryptedPrivateJwk, active: true, createdAt: new Date() };
-    // Older keys stay published (for tokens already issued) but stop signing.
-    await this.collections.signingKeys.updateMany({ providerId, active: true }, { $set: { active: false } });
+    // The new key first, then the older ones stop signing (they stay published for tokens already
+    // issued). In this order a crash in between leaves two active keys (the newest signs), never none.
     await this.collections.signingKeys.insert(record);
+    await this.collections.signingKeys.updateMany({ providerId, active: true, id: { $ne: kid } }, { $set: { active: false } });
     this.invalidate(providerId);
     return record;
   }
@@ -49,7 +50,7 @@ export class SigningKeyService {
   async activeKey(providerId: string): Promise<ActiveSigningKey> {
     const cached = this.active.get(providerId);
     if (cached && Date.now() - cached.at < CACHE_TTL_MS) return cached.key;
-    const record = await this.collections.signingKeys.findOne({ providerId, active: true });
+    const [record] = await this.collections.signingKeys.find({ providerId, active: true }, { sort: { createdAt: -1 }, limit: 1 });
     if (!record) throw new Error(`provider ${providerId} has no active signing key`);
     const { plaintext } = await compactDecrypt(record.encryptedPrivateJwk, this.encryptionKey);
     const privateJwk = JSON.parse(new TextDecoder().decode(plaintext)) as JWK;

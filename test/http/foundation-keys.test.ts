@@ -173,6 +173,21 @@ describe('JWKS and signing keys', () => {
   });
 });
 
+describe('key rotation state', () => {
+  test('after a rotation exactly one key is active, and with two active (a crash mid-rotation) the newest signs', async () => {
+    const { id } = await createProvider(server, 'two-active', 'ES256');
+    await server.gql('mutation ($id: ID!) { updateProvider(id: $id, input: { signingAlgorithm: EdDSA }) { id } }', { id });
+    const { signingKeys } = server.server.services.store;
+    const records = await signingKeys.find({ providerId: id }, { sort: { createdAt: 1 } });
+    assert.deepEqual(records.map((r) => [r.algorithm, r.active]), [['ES256', false], ['EdDSA', true]]);
+
+    // The state a crash between "insert the new key" and "deactivate the old ones" would leave.
+    await signingKeys.updateOne({ id: records[0]!.id }, { $set: { active: true } });
+    server.server.services.keys.invalidate(id);
+    assert.equal((await server.server.services.keys.activeKey(id)).kid, records[1]!.id);
+  });
+});
+
 describe('restart on the same data dir', () => {
   test('providers and keys are kept: same kid, and a token signed before the restart verifies after', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tessera-restart-'));
