@@ -13,8 +13,12 @@ export async function bootstrapAdmin(services: Services): Promise<{ printedToken
   const { bootstrapToken, bootstrapPassword } = config;
   let admin = await users.getByUsername(ADMIN_USERNAME);
   if (!bootstrapToken && !bootstrapPassword) {
-    if (admin || (await store.users.count({})) > 0) return { printedToken: null };
-    admin = await users.create({ username: ADMIN_USERNAME, name: 'Administrator', isAdmin: true });
+    if (!admin) {
+      if ((await store.users.count({})) > 0) return { printedToken: null };
+      admin = await users.create({ username: ADMIN_USERNAME, name: 'Administrator', isAdmin: true });
+    } else if (!(await firstStartCutShort(services, admin.id, admin.passwordHash))) {
+      return { printedToken: null };
+    }
     const { secret } = await appPasswords.create({ userId: admin.id, description: 'first-start admin token' });
     return { printedToken: secret };
   }
@@ -23,4 +27,15 @@ export async function bootstrapAdmin(services: Services): Promise<{ printedToken
   if (bootstrapToken) await appPasswords.ensure(admin.id, bootstrapToken, 'TESSERA_BOOTSTRAP_TOKEN');
   if (bootstrapPassword) await users.setPassword(admin.id, bootstrapPassword);
   return { printedToken: null };
+}
+
+/**
+ * A first start stopped between creating `admin` and its token leaves `admin` as the only user,
+ * with no password and no app password: nobody could ever sign in, so finish the first start.
+ */
+async function firstStartCutShort(services: Services, adminId: string, passwordHash: string | null): Promise<boolean> {
+  const { store } = services;
+  if (passwordHash) return false;
+  if ((await store.users.count({})) !== 1) return false;
+  return (await store.appPasswords.count({ userId: adminId })) === 0;
 }

@@ -247,6 +247,31 @@ describe('bootstrap of admin', () => {
     }
   });
 
+  test('a first start cut short after creating admin but before its token makes the token on the next start', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tessera-bootstrap-'));
+    try {
+      const first = await startTestServer({ TESSERA_BOOTSTRAP_TOKEN: '' }, dataDir);
+      const { services } = first.server;
+      const admin = (await services.users.getByUsername('admin'))!;
+      // The state a crash between the two writes leaves: admin, alone, without any credential.
+      await services.store.appPasswords.deleteMany({ userId: admin.id });
+      await first.stop();
+      const second = await startTestServer({ TESSERA_BOOTSTRAP_TOKEN: '' }, dataDir);
+      const token = second.server.firstStartToken;
+      assert.ok(token);
+      assert.equal((await second.gqlRaw('{ providers { id } }', undefined, token)).status, 200);
+      // Once anyone else exists (or admin has a credential), nothing is printed any more.
+      await second.server.services.users.create({ username: 'someone' });
+      await second.server.services.store.appPasswords.deleteMany({ userId: admin.id });
+      await second.stop();
+      const third = await startTestServer({ TESSERA_BOOTSTRAP_TOKEN: '' }, dataDir);
+      assert.equal(third.server.firstStartToken, null);
+      await third.stop();
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
   test('with neither variable and an empty store, a first-start token is made once and works', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tessera-bootstrap-'));
     try {
