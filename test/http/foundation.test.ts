@@ -5,8 +5,15 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { freePort, startTestServer, type TestServer } from '../helpers/server.js';
 import { parseFormEncoded } from '../../src/http/body.js';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/http/logger.js';
+import { startServer } from '../../src/server.js';
 import { GRANTS } from '../../src/oauth/grants/index.js';
 
 let server: TestServer;
@@ -265,6 +272,48 @@ describe('form-only guard on the OAuth endpoints', () => {
       // With a grant registered, the request reaches client authentication and finds no such client.
       const expected = GRANTS.length > 0 ? ['invalid_client', 'invalid_request'] : ['unsupported_grant_type'];
       assert.ok(expected.includes(String(answer.error)), `error ${String(answer.error)}`);
+    }
+  });
+});
+
+describe('the request log', () => {
+  test('one line per request with its id, and no secret from headers, bodies or query strings', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
+        done();
+      },
+    });
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tessera-log-'));
+    const bootstrap = 'log-test-bootstrap-token-0123456789';
+    const config = loadConfig({ PORT: String(await freePort()), HOST: '127.0.0.1', TESSERA_DATA_DIR: dataDir, TESSERA_BOOTSTRAP_TOKEN: bootstrap, TESSERA_LOG_LEVEL: 'debug' });
+    const running = await startServer(config, createLogger(config.logLevel, sink));
+    try {
+      const secrets = ['secret-in-header-0123456789', 'secret-in-body-0123456789', 'secret-in-query-0123456789'];
+      await (await fetch(`${running.url}/graphql`, {
+        method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${secrets[0]}` }, body: '{"query":"{ providers { id } }"}',
+      })).text();
+      await (await fetch(`${running.url}/application/o/token/`, {
+        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': 'log-test-request-1' },
+        body: `grant_type=client_credentials&client_id=nobody&client_secret=${secrets[1]}`,
+      })).text();
+      await (await fetch(`${running.url}/device?code=${secrets[2]}`)).text();
+      await (await fetch(`${running.url}/graphql`, {
+        method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${bootstrap}` }, body: '{"query":"{ providers { id } }"}',
+      })).text();
+
+      const requests = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request');
+      assert.ok(requests.length >= 4, `${requests.length} request lines`);
+      const token = requests.find((l) => l.requestId === 'log-test-request-1');
+      assert.equal(token?.path, '/application/o/token/');
+      assert.equal(token?.method, 'POST');
+      assert.equal(token?.status, 401);
+      const everything = lines.join('\n');
+      for (const secret of [...secrets, bootstrap]) assert.ok(!everything.includes(secret), `the log never holds ${secret}`);
+    } finally {
+      await running.stop();
+      await rm(dataDir, { recursive: true, force: true });
     }
   });
 });
