@@ -36,6 +36,8 @@ export class UserConnectionObject {
   @Field(() => PageInfoType) pageInfo!: PageInfoType;
   /** The listing's filter, so totalCount is counted only when a query asks for it. */
   filter!: UserListFilter;
+  /** Known already when the page held every match. */
+  knownTotal!: number | null;
 }
 
 @InputType('UserFilter')
@@ -87,7 +89,8 @@ export class UserResolver {
   ): Promise<UserConnectionObject> {
     const request = pageRequest(first, after);
     const where: UserListFilter = { type: filter?.type ?? null, search: filter?.search ?? null };
-    return { ...connection(await services.users.listPage(where, request)), filter: where };
+    const page = await services.users.listPage(where, request);
+    return { ...connection(page), filter: where, knownTotal: page.totalCount ?? null };
   }
 
   @Query(() => UserObject, { nullable: true })
@@ -149,7 +152,7 @@ export class UserResolver {
 @Resolver(() => UserConnectionObject)
 export class UserConnectionResolver {
   @FieldResolver(() => Int, { description: 'All users that match the filter, on every page.' })
-  totalCount(@Root() connection: UserConnectionObject, @Ctx() { services }: AdminContext): Promise<number> {
-    return services.users.count(connection.filter);
+  async totalCount(@Root() connection: UserConnectionObject, @Ctx() { services }: AdminContext): Promise<number> {
+    return connection.knownTotal ?? services.users.count(connection.filter);
   }
 }

@@ -19,6 +19,8 @@ export interface PageRequest {
 export interface Page<T> {
   items: T[];
   hasNextPage: boolean;
+  /** How many records match the filter in all, when finding the page told it for free (a first page holding every match). */
+  totalCount?: number;
 }
 
 export const PAGE_SIZE = { default: 50, max: 500 } as const;
@@ -67,7 +69,7 @@ export async function keysetPage<T extends { id: string; createdAt: Date }>(
   if (rows.length === limit) return page(rows);
 
   const sample = await collection.find(pageFilter(filter, request.after, order, null), { limit });
-  if (sample.length < limit) return page(sample.sort(compareBy(order)));
+  if (sample.length < limit) return { ...page(sample.sort(compareBy(order))), ...(request.after ? {} : { totalCount: sample.length }) };
   // The sample's farthest record bounds the window: [anchor, farthest] holds at least a page.
   const times = sample.map((r) => r.createdAt.getTime());
   const farthest = order === -1 ? Math.min(...times) : Math.max(...times);
