@@ -28,7 +28,7 @@ export function decodeCursor(cursor: string): PagePosition {
   }
   if (!Array.isArray(decoded) || decoded.length !== 2) throw invalid;
   const [ms, id] = decoded as [unknown, unknown];
-  if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || typeof id !== 'string' || id.length === 0 || id.length > 128) throw invalid;
+  if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || Math.abs(ms) > 8.64e15 || typeof id !== 'string' || id.length === 0 || id.length > 128) throw invalid;
   return { createdAt: new Date(ms), id };
 }
 

@@ -166,6 +166,7 @@ test('first defaults to 50 and may not exceed 500; a cursor this API did not giv
   await expectGqlError(server, USERS, { first: -1 }, 'BAD_USER_INPUT', 'first');
   await expectGqlError(server, USERS, { after: 'not-a-cursor' }, 'BAD_USER_INPUT', 'after');
   await expectGqlError(server, USERS, { after: Buffer.from('{"x":1}').toString('base64url') }, 'BAD_USER_INPUT', 'after');
+  await expectGqlError(server, USERS, { after: Buffer.from('[9000000000000000,"x"]').toString('base64url') }, 'BAD_USER_INPUT', 'after');
   const zero = await server.gql<UsersData>(USERS, { first: 0 });
   assert.deepEqual(zero.users.edges, []);
   assert.ok(zero.users.totalCount > 0);
