@@ -275,6 +275,29 @@ describe('graceful shutdown', () => {
     }
   });
 
+  test('npm start: SIGTERM sent to npm reaches the server, which drains and exits 0, leaving nothing running', async () => {
+    const port = await freePort();
+    const npm = spawn('npm', ['start', '--silent'], {
+      cwd: ROOT, env: cleanEnv({ PORT: String(port), HOST: '127.0.0.1', TESSERA_DATA_DIR: await tempDir(), TESSERA_LOG_LEVEL: 'warn' }), stdio: 'ignore',
+    });
+    const exited = new Promise<number | null>((resolve) => npm.on('exit', (code) => resolve(code)));
+    const url = `http://127.0.0.1:${port}`;
+    const started = performance.now();
+    for (;;) {
+      assert.ok(performance.now() - started < 15_000, 'npm start reached ready');
+      try {
+        if ((await fetch(`${url}/readyz`)).status === 200) break;
+      } catch {
+        // not yet
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // Process managers signal the process they started, npm; the server must get it too.
+    npm.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    await assert.rejects(fetch(`${url}/healthz`), 'the server is gone, not orphaned');
+  });
+
   test('SIGINT on an idle server exits 0 promptly, keep-alive connections included', async () => {
     const tessera = await startTessera(await tempDir());
     // An idle keep-alive connection from an earlier request must not hold the process open.
