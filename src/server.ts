@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { resolveSecretKey } from './config.js';
+import { ConfigError, resolveSecretKey } from './config.js';
 import { openStore } from './store/index.js';
 import { createServices, type Services } from './domain/services.js';
 import { bootstrapAdmin } from './domain/bootstrap.js';
@@ -28,6 +28,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   appModule.catch(() => undefined);
   const store = await openStore({ mongodbUri: config.mongodbUri, dataDir: config.dataDir });
   const services = createServices(configured, store, logger, secretKey);
+  if (!(await services.keys.secretKeyMatches())) {
+    await store.close();
+    throw new ConfigError('TESSERA_SECRET_KEY', config.secretKey
+      ? 'does not decrypt the signing keys in the store; set the key they were made with'
+      : `the key kept in ${config.dataDir}/secret.key does not decrypt the signing keys in the store; restore the original file or set TESSERA_SECRET_KEY`);
+  }
   const { printedToken } = await bootstrapAdmin(services);
   const app = await (await appModule).createApp(services);
 

@@ -69,6 +69,21 @@ export class SigningKeyService {
     return jwks;
   }
 
+  /**
+   * Whether TESSERA_SECRET_KEY (or the kept secret.key) decrypts the keys already stored: false
+   * means it changed, and no provider could sign; checked once at start-up.
+   */
+  async secretKeyMatches(): Promise<boolean> {
+    const [record] = await this.collections.signingKeys.find({}, { sort: { createdAt: -1 }, limit: 1 });
+    if (!record) return true;
+    try {
+      await compactDecrypt(record.encryptedPrivateJwk, this.encryptionKey);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   async deleteKeys(providerId: string): Promise<void> {
     await this.collections.signingKeys.deleteMany({ providerId });
     this.invalidate(providerId);

@@ -134,6 +134,24 @@ describe('a bad configuration stops start-up with one line naming the variable',
     assert.match(lines[0]!, /TESSERA_DATA_DIR/);
   });
 
+  test('a TESSERA_SECRET_KEY that does not decrypt the stored signing keys: exit 1, one line naming it', async () => {
+    const dataDir = await tempDir();
+    const seeded = await startTestServer({}, dataDir);
+    await seeded.gql('mutation { createProvider(input: { name: "k", slug: "k", signingAlgorithm: EdDSA }) { id } }');
+    await seeded.stop();
+    const tessera = spawnTessera({ PORT: String(await freePort()), TESSERA_DATA_DIR: dataDir, TESSERA_SECRET_KEY: 'a-different-secret-key-0123456789abcdef' });
+    assert.equal((await tessera.exited).code, 1);
+    const lines = tessera.stderr().split('\n').filter((l) => l !== '');
+    assert.equal(lines.length, 1, tessera.stderr());
+    assert.match(lines[0]!, /TESSERA_SECRET_KEY: does not decrypt the signing keys/);
+
+    // A lost secret.key is refused the same way (a new one would be generated and decrypt nothing).
+    await rm(path.join(dataDir, 'secret.key'));
+    const lost = spawnTessera({ PORT: String(await freePort()), TESSERA_DATA_DIR: dataDir });
+    assert.equal((await lost.exited).code, 1);
+    assert.match(lost.stderr(), /TESSERA_SECRET_KEY: the key kept in .*secret\.key does not decrypt/);
+  });
+
   test('a port already in use: exit 1, one line naming the address', async () => {
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
