@@ -30,6 +30,8 @@ export function providerMetadata(services: Services, provider: Provider): Record
     claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'auth_time', 'name', 'preferred_username', 'email', 'email_verified'],
     claims_parameter_supported: false,
     request_parameter_supported: false,
+    // OpenID Connect Discovery defaults this one to true when it is left out.
+    request_uri_parameter_supported: false,
   };
 }
 

@@ -63,6 +63,8 @@ describe('discovery', () => {
       assert.equal(metadata.token_endpoint, `${publicUrl}/application/o/token/`);
       assert.ok(Array.isArray(metadata.grant_types_supported));
       assert.deepEqual(metadata.id_token_signing_alg_values_supported, ['ES256']);
+      assert.equal(metadata.request_uri_parameter_supported, false, 'not left to its default of true');
+      assert.equal(metadata.authorization_endpoint, undefined, 'no authorization endpoint is claimed');
     });
   }
 
