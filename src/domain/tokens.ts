@@ -3,7 +3,7 @@
  * nothing: revocation is a denylist of jti until exp, checked when a token is verified.
  */
 import { randomUUID } from 'node:crypto';
-import { SignJWT, createLocalJWKSet, decodeJwt, jwtVerify, type JWTPayload } from 'jose';
+import { SignJWT, createLocalJWKSet, decodeJwt, errors, jwtVerify, type JWTPayload } from 'jose';
 import type { Client, Provider, RefreshToken, User } from './model.js';
 import type { SigningKeyService } from './keys.js';
 import type { ProviderService } from './providers.js';
@@ -58,10 +58,13 @@ export function scopeClaims(user: User, scopes: readonly string[]): Record<strin
   return claims;
 }
 
+const KEY_RELOAD_INTERVAL_MS = 5_000;
+
 const RESERVED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'client_id', 'scope', 'auth_time', 'acr', 'amr', 'typ', 'azp', 'nonce']);
 
 export class TokenService {
   private readonly jwksByProvider = new TtlCache<ReturnType<typeof createLocalJWKSet>>(30_000, 1_000);
+  private readonly keyReloads = new Map<string, number>();
 
   constructor(
     private readonly collections: Pick<Collections, 'revokedTokens' | 'refreshTokens'>,
@@ -126,16 +129,34 @@ export class TokenService {
     const provider = await this.providerForIssuer(unverified.iss);
     if (!provider) return null;
     try {
-      const jwks = await this.jwksByProvider.getOrLoad(provider.id, async () => createLocalJWKSet(await this.keys.publicJwks(provider.id)));
-      const { payload } = await jwtVerify(token, jwks, {
-        issuer: this.providers.issuer(provider), typ: 'at+jwt', algorithms: ['RS256', 'ES256', 'EdDSA'],
-        requiredClaims: ['sub', 'exp', 'iat', 'jti', 'client_id'],
-      });
+      const payload = await this.verifyWithProviderKeys(token, provider);
       const claims = payload as AccessTokenClaims;
       if (await this.isRevoked(claims.jti)) return null;
       return { claims, provider };
     } catch {
       return null;
+    }
+  }
+
+  /**
+   * Keys are cached per provider; a kid we have not seen may be a key another process just made
+   * (algorithm change), so an unknown kid reloads the provider's keys, at most once per 5 s.
+   */
+  private async verifyWithProviderKeys(token: string, provider: Provider): Promise<JWTPayload> {
+    const options = {
+      issuer: this.providers.issuer(provider), typ: 'at+jwt', algorithms: ['RS256', 'ES256', 'EdDSA'],
+      requiredClaims: ['sub', 'exp', 'iat', 'jti', 'client_id'],
+    };
+    const load = async () => createLocalJWKSet(await this.keys.publicJwks(provider.id));
+    try {
+      return (await jwtVerify(token, await this.jwksByProvider.getOrLoad(provider.id, load), options)).payload;
+    } catch (error) {
+      const last = this.keyReloads.get(provider.id) ?? 0;
+      if (!(error instanceof errors.JWKSNoMatchingKey) || Date.now() - last < KEY_RELOAD_INTERVAL_MS) throw error;
+      this.keyReloads.set(provider.id, Date.now());
+      this.keys.invalidate(provider.id);
+      this.jwksByProvider.delete(provider.id);
+      return (await jwtVerify(token, await this.jwksByProvider.getOrLoad(provider.id, load), options)).payload;
     }
   }
 
