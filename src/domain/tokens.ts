@@ -74,12 +74,7 @@ export class TokenService {
 
   async issueAccessToken(input: IssueInput): Promise<IssuedAccessToken> {
     const { provider, client, user, scopes } = input;
-    const key = await this.keys.activeKey(provider.id);
-    const now = Math.floor(Date.now() / 1000);
-    let exp = now + provider.accessTokenLifetimeSeconds;
-    if (input.notAfter) exp = Math.min(exp, Math.floor(input.notAfter.getTime() / 1000));
-    const extra: Record<string, unknown> = { ...scopeClaims(user, scopes) };
-    for (const [name, value] of Object.entries(input.extraClaims ?? {})) if (!RESERVED_CLAIMS.has(name)) extra[name] = value;
+    const { key, now, exp, extra } = await this.prepare(input);
     const claims: AccessTokenClaims = {
       ...extra,
       iss: this.providers.issuer(provider),
@@ -96,14 +91,9 @@ export class TokenService {
   }
 
   /** An OpenID Connect ID token for the same grant. */
-  async issueIdToken(input: IssueInput & { accessToken?: string; authTime?: number }): Promise<string> {
-    const { provider, client, user, scopes } = input;
-    const key = await this.keys.activeKey(provider.id);
-    const now = Math.floor(Date.now() / 1000);
-    let exp = now + provider.accessTokenLifetimeSeconds;
-    if (input.notAfter) exp = Math.min(exp, Math.floor(input.notAfter.getTime() / 1000));
-    const extra: Record<string, unknown> = { ...scopeClaims(user, scopes) };
-    for (const [name, value] of Object.entries(input.extraClaims ?? {})) if (!RESERVED_CLAIMS.has(name)) extra[name] = value;
+  async issueIdToken(input: IssueInput & { authTime?: number }): Promise<string> {
+    const { provider, client, user } = input;
+    const { key, now, exp, extra } = await this.prepare(input);
     return new SignJWT({ ...extra, auth_time: input.authTime ?? now, azp: client.clientId })
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
       .setIssuer(this.providers.issuer(provider))
@@ -112,6 +102,17 @@ export class TokenService {
       .setIssuedAt(now)
       .setExpirationTime(exp)
       .sign(key.privateKey);
+  }
+
+  /** What both token kinds share: the signing key, the lifetime (capped by notAfter), and the scope and mapping claims. */
+  private async prepare(input: IssueInput) {
+    const key = await this.keys.activeKey(input.provider.id);
+    const now = Math.floor(Date.now() / 1000);
+    let exp = now + input.provider.accessTokenLifetimeSeconds;
+    if (input.notAfter) exp = Math.min(exp, Math.floor(input.notAfter.getTime() / 1000));
+    const extra: Record<string, unknown> = { ...scopeClaims(input.user, input.scopes) };
+    for (const [name, value] of Object.entries(input.extraClaims ?? {})) if (!RESERVED_CLAIMS.has(name)) extra[name] = value;
+    return { key, now, exp, extra };
   }
 
   /**

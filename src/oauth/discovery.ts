@@ -1,5 +1,5 @@
 /** OpenID Connect Discovery and RFC 8414 metadata, one document for both paths. */
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { Services } from '../domain/services.js';
 import { DEFAULT_SCOPES } from '../domain/scopes.js';
 import type { Provider } from '../domain/model.js';
@@ -35,28 +35,29 @@ export function providerMetadata(services: Services, provider: Provider): Record
   };
 }
 
+/** The provider a per-provider path names, or a JSON 404. */
+async function providerOfPath(services: Services, ctx: Context): Promise<Provider | null> {
+  const provider = await services.providers.getBySlugCached(String(ctx.params.slug));
+  if (!provider) {
+    ctx.status = 404;
+    ctx.body = { error: 'not_found', error_description: 'no provider with that slug', request_id: ctx.state.requestId };
+    return null;
+  }
+  ctx.set('Cache-Control', 'public, max-age=60');
+  return provider;
+}
+
 export function discoveryEndpoint(services: Services): Middleware {
   return async (ctx) => {
-    const provider = await services.providers.getBySlugCached(String(ctx.params.slug));
-    if (!provider) {
-      ctx.status = 404;
-      ctx.body = { error: 'not_found', error_description: 'no provider with that slug', request_id: ctx.state.requestId };
-      return;
-    }
-    ctx.set('Cache-Control', 'public, max-age=60');
-    ctx.body = providerMetadata(services, provider);
+    const provider = await providerOfPath(services, ctx);
+    if (provider) ctx.body = providerMetadata(services, provider);
   };
 }
 
 export function jwksEndpoint(services: Services): Middleware {
   return async (ctx) => {
-    const provider = await services.providers.getBySlugCached(String(ctx.params.slug));
-    if (!provider) {
-      ctx.status = 404;
-      ctx.body = { error: 'not_found', error_description: 'no provider with that slug', request_id: ctx.state.requestId };
-      return;
-    }
-    ctx.set('Cache-Control', 'public, max-age=60');
+    const provider = await providerOfPath(services, ctx);
+    if (!provider) return;
     ctx.type = 'application/jwk-set+json';
     ctx.body = await services.keys.publicJwks(provider.id);
   };

@@ -55,7 +55,7 @@ export async function issueUserTokens(
     scope: scopes.join(' '),
   };
   if (scopes.includes('openid')) {
-    response.id_token = await services.tokens.issueIdToken({ provider, client, user, scopes, extraClaims, accessToken: access.token });
+    response.id_token = await services.tokens.issueIdToken({ provider, client, user, scopes, extraClaims });
   }
   if (client.grantTypes.includes('REFRESH_TOKEN')) {
     // Rotation keeps the new refresh token in its family.
