@@ -32,18 +32,51 @@ function mongooseConnectionOf(store: StoreAdapter): Connection | null {
   return store.kind === 'mongodb' && candidate ? candidate : null;
 }
 
-export function createUserCodeLimiter(store: StoreAdapter): WrongUserCodeLimiter {
-  const options = { keyPrefix: 'tessera_wrong_user_code', points: WRONG_USER_CODES_PER_MINUTE, duration: WINDOW_SECONDS };
+/** A counter in the store's own backend: MongoDB across processes, memory for the single embedded process. */
+function createLimiter(store: StoreAdapter, options: { keyPrefix: string; points: number; duration: number }): RateLimiterAbstract {
   const connection = mongooseConnectionOf(store);
-  let limiter: RateLimiterAbstract;
   if (connection) {
     const RateLimiterMongo = require('rate-limiter-flexible/lib/RateLimiterMongo.js') as typeof Flexible.RateLimiterMongo;
-    limiter = new RateLimiterMongo({ ...options, storeClient: connection, tableName: 'rateLimits' }) as unknown as RateLimiterAbstract;
-  } else {
-    const RateLimiterMemory = require('rate-limiter-flexible/lib/RateLimiterMemory.js') as typeof Flexible.RateLimiterMemory;
-    limiter = new RateLimiterMemory(options);
+    return new RateLimiterMongo({ ...options, storeClient: connection, tableName: 'rateLimits' }) as unknown as RateLimiterAbstract;
   }
-  return new WrongUserCodeLimiter(limiter);
+  const RateLimiterMemory = require('rate-limiter-flexible/lib/RateLimiterMemory.js') as typeof Flexible.RateLimiterMemory;
+  return new RateLimiterMemory(options);
+}
+
+export function createUserCodeLimiter(store: StoreAdapter): WrongUserCodeLimiter {
+  return new WrongUserCodeLimiter(createLimiter(store, { keyPrefix: 'tessera_wrong_user_code', points: WRONG_USER_CODES_PER_MINUTE, duration: WINDOW_SECONDS }));
+}
+
+/**
+ * Failed sign-ins (the /device page and its JSON form) per username: more than
+ * FAILED_SIGN_INS_PER_WINDOW within SIGN_IN_WINDOW_SECONDS and further attempts for that username
+ * are refused until the window passes, so a password cannot be guessed at argon2's pace. Counted
+ * per username, not per address, so one noisy address cannot lock everyone out.
+ */
+export const FAILED_SIGN_INS_PER_WINDOW = 30;
+export const SIGN_IN_WINDOW_SECONDS = 300;
+
+export class FailedSignInLimiter {
+  private readonly limiter: RateLimiterAbstract;
+
+  constructor(store: StoreAdapter) {
+    this.limiter = createLimiter(store, { keyPrefix: 'tessera_failed_sign_in', points: FAILED_SIGN_INS_PER_WINDOW, duration: SIGN_IN_WINDOW_SECONDS });
+  }
+
+  async check(username: string): Promise<RateLimitVerdict> {
+    const res = await this.limiter.get(`user:${username.slice(0, 150)}`);
+    return res && res.consumedPoints >= FAILED_SIGN_INS_PER_WINDOW
+      ? { limited: true, retryAfterSeconds: Math.ceil(res.msBeforeNext / 1000) }
+      : { limited: false };
+  }
+
+  async recordFailure(username: string): Promise<void> {
+    try {
+      await this.limiter.consume(`user:${username.slice(0, 150)}`, 1);
+    } catch (rejection) {
+      if (!(rejection instanceof RateLimiterRes)) throw rejection;
+    }
+  }
 }
 
 export class WrongUserCodeLimiter {

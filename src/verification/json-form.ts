@@ -6,7 +6,7 @@
 import type { Context } from 'koa';
 import type { Services } from '../domain/services.js';
 import type { User } from '../domain/model.js';
-import type { WrongUserCodeLimiter } from '../domain/rate-limits.js';
+import type { FailedSignInLimiter, WrongUserCodeLimiter } from '../domain/rate-limits.js';
 import { readFormBody, type FormParams } from '../http/body.js';
 import { OAuthError } from '../oauth/errors.js';
 import { lookupUserCode, recordDecision } from './decisions.js';
@@ -60,7 +60,7 @@ export async function authenticateUser(services: Services, username: string, pas
   return null;
 }
 
-export async function handleJsonDecision(ctx: Context, services: Services, limiter: WrongUserCodeLimiter): Promise<void> {
+export async function handleJsonDecision(ctx: Context, services: Services, limiter: WrongUserCodeLimiter, signIns: FailedSignInLimiter): Promise<void> {
   const address = ctx.ip;
   const requestId = ctx.state.requestId as string;
   const early = await limiter.check({ address });
@@ -78,9 +78,17 @@ export async function handleJsonDecision(ctx: Context, services: Services, limit
   }
 
   const credentials = parseUserBasic(ctx.get('authorization'));
+  if (credentials) {
+    const limited = await signIns.check(credentials.username);
+    if (limited.limited) {
+      ctx.set('Retry-After', String(limited.retryAfterSeconds));
+      return answer(ctx, 429, { error: 'slow_down' });
+    }
+  }
   const user = credentials ? await authenticateUser(services, credentials.username, credentials.password) : null;
   if (!user) {
     if (credentials) {
+      await signIns.recordFailure(credentials.username);
       services.events.record({ action: 'LOGIN_FAILED', requestId, username: credentials.username.slice(0, 150), context: { via: 'device JSON form' } });
     }
     ctx.set('WWW-Authenticate', 'Basic realm="tessera", charset="UTF-8"');

@@ -12,7 +12,7 @@ import type { Services } from '../domain/services.js';
 import type { User } from '../domain/model.js';
 import { displayUserCode, MAX_USER_CODE_ENTRY } from '../domain/device-flow.js';
 import { userCodeAlphabet } from '../domain/providers.js';
-import { createUserCodeLimiter, type WrongUserCodeLimiter } from '../domain/rate-limits.js';
+import { createUserCodeLimiter, FailedSignInLimiter, type WrongUserCodeLimiter } from '../domain/rate-limits.js';
 import { isUsable } from '../domain/users.js';
 import { readFormBody, type FormParams } from '../http/body.js';
 import { OAuthError } from '../oauth/errors.js';
@@ -28,6 +28,7 @@ const MESSAGES = {
   decided: 'That code has already been used. Start again on your device to get a new code.',
   limited: 'Too many wrong codes. Wait a minute, then try again.',
   signIn: 'Wrong username or password.',
+  signInLimited: 'Too many failed sign-ins for this account. Wait a few minutes, then try again.',
   csrf: 'This form has expired or was not sent from this page. Please try again.',
   badForm: 'The form could not be read. Please try again.',
 };
@@ -36,6 +37,7 @@ interface PageContext {
   ctx: Context;
   services: Services;
   limiter: WrongUserCodeLimiter;
+  signIns: FailedSignInLimiter;
   session: DeviceSession;
   user: User | null;
   nonce: string;
@@ -118,8 +120,14 @@ async function postPage(p: PageContext, body: FormParams): Promise<void> {
   if (action === 'signin') {
     const username = body.get('username')?.trim() ?? '';
     const password = body.get('password') ?? '';
+    const limited = username ? await p.signIns.check(username) : { limited: false as const };
+    if (limited.limited) {
+      ctx.set('Retry-After', String(limited.retryAfterSeconds));
+      return send(ctx, 429, signInPage({ nonce: p.nonce, title: 'Sign in', csrf: p.session.csrf, code, error: MESSAGES.signInLimited, formUsername: username }));
+    }
     // People sign in with their login password; app passwords are for machines (and the JSON form).
     const user = username && password ? await services.users.verifyPassword(username, password) : null;
+    if (!user && username) await p.signIns.recordFailure(username);
     services.events.record({
       action: user ? 'LOGIN' : 'LOGIN_FAILED', requestId, username: username.slice(0, 150) || null, context: { via: 'device page' },
     });
@@ -171,13 +179,14 @@ async function postPage(p: PageContext, body: FormParams): Promise<void> {
 
 export function registerVerificationRoutes(router: Router, services: Services): void {
   const limiter = createUserCodeLimiter(services.store);
+  const signIns = new FailedSignInLimiter(services.store);
   const sessionOptions: SessionOptions = { secure: services.config.publicUrl.startsWith('https:') };
 
   both(router, ['GET', 'POST'], '/device', async (ctx) => {
     const nonce = randomBytes(16).toString('base64');
     securityHeaders(ctx, nonce);
     if (ctx.method === 'POST' && ctx.accepts('html', 'json') === 'json') {
-      await handleJsonDecision(ctx, services, limiter);
+      await handleJsonDecision(ctx, services, limiter, signIns);
       return;
     }
 
@@ -188,7 +197,7 @@ export function registerVerificationRoutes(router: Router, services: Services): 
         session = newSession(null);
         writeSession(ctx, session, sessionOptions);
       }
-      await getPage({ ctx, services, limiter, session, user, nonce, sessionOptions });
+      await getPage({ ctx, services, limiter, signIns, session, user, nonce, sessionOptions });
       return;
     }
 
@@ -213,7 +222,7 @@ export function registerVerificationRoutes(router: Router, services: Services): 
       send(ctx, 403, page);
       return;
     }
-    await postPage({ ctx, services, limiter, session, user, nonce, sessionOptions }, body);
+    await postPage({ ctx, services, limiter, signIns, session, user, nonce, sessionOptions }, body);
   });
 }
 
