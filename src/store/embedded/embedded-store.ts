@@ -16,6 +16,8 @@ import type { DocumentCollection, Filter, FindOptions, StoreAdapter, Update } fr
 import { COLLECTION_NAMES, COLLECTION_SPECS, type CollectionSpec } from '../specs.js';
 import { ConflictError } from '../errors.js';
 import { fromStored, toStored, toStoredFilter, toStoredSort, toStoredUpdate } from '../codec.js';
+import { useAppendLog, type AppendLog } from './append-log.js';
+import { installIndexFastPaths } from './index-updates.js';
 
 type Doc = Record<string, unknown>;
 // NeDB is CommonJS whose typings declare an ES default export; load it as CommonJS to get the class.
@@ -178,11 +180,14 @@ async function buildIndexes(db: Datastore<Doc>, spec: CollectionSpec): Promise<v
 
 export async function openEmbeddedStore(dataDir: string): Promise<StoreAdapter> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  installIndexFastPaths();
   const databases = new Map<string, Datastore<Doc>>();
+  const logs: AppendLog[] = [];
   const collections: Record<string, DocumentCollection<{ id: string }>> = {};
   for (const name of COLLECTION_NAMES) {
     const spec = COLLECTION_SPECS[name];
     const db = new Datastore<Doc>({ filename: path.join(dataDir, `${name}.db`), timestampData: false });
+    logs.push(useAppendLog(db));
     await db.loadDatabaseAsync();
     await buildIndexes(db, spec);
     // Rewrites the append-only file now and then, so it does not grow without bound.
@@ -201,6 +206,7 @@ export async function openEmbeddedStore(dataDir: string): Promise<StoreAdapter> 
         db.stopAutocompaction();
         await db.compactDatafileAsync();
       }
+      for (const log of logs) log.close();
     },
   };
 }

@@ -1,0 +1,74 @@
+/**
+ * A faster append for a NeDB datafile. NeDB (4.x) persists each insert, update or remove by
+ * opening the datafile, appending the changed records and closing it again (fs.promises.appendFile,
+ * a thread-pool round trip per operation), and its executor runs operations one at a time, so that
+ * open-append-close bounded the store's write throughput.
+ *
+ * This keeps one append-mode descriptor per datafile and writes each operation's lines with one
+ * synchronous write. The durability promise is unchanged: the bytes are in the operating system's
+ * page cache before the operation's promise resolves (as with appendFile, no fsync), so killing the
+ * process loses nothing that was acknowledged.
+ *
+ * Compaction (persistCachedDatabaseAsync, also run at the end of loading) rewrites the datafile into
+ * a temp file and renames it over the old one; a descriptor opened before that would keep appending
+ * to the unlinked old file. So the descriptor is closed when a compaction ends and reopened by the
+ * next write. Both compaction and every write run inside NeDB's executor (compactDatafileAsync,
+ * loadDatabaseAsync, insert/update/remove and ensureIndex/removeIndex all go through
+ * executor.pushAsync; the TTL removal runs inside a find/update that is already in it), so no write
+ * can fall between the rename and the reopen.
+ */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
+
+interface NedbModel {
+  serialize(doc: unknown): string;
+}
+const model = createRequire(import.meta.url)('@seald-io/nedb/lib/model.js') as NedbModel;
+
+/** The parts of NeDB's Persistence object this replaces (see node_modules/@seald-io/nedb/lib/persistence.js). */
+interface Persistence {
+  filename: string;
+  inMemoryOnly: boolean;
+  modes: { fileMode: number };
+  persistNewStateAsync(newDocs: unknown[]): Promise<void>;
+  persistCachedDatabaseAsync(): Promise<void>;
+}
+
+export interface AppendLog {
+  /** Releases the descriptor (the next write would reopen it). */
+  close(): void;
+}
+
+/** Replaces `db`'s per-operation append with writes on one kept descriptor. */
+export function useAppendLog(db: unknown): AppendLog {
+  const persistence = (db as { persistence: Persistence }).persistence;
+  if (persistence.inMemoryOnly) return { close() {} };
+  let fd: number | null = null;
+  const close = () => {
+    if (fd === null) return;
+    const open = fd;
+    fd = null;
+    closeSync(open);
+  };
+
+  persistence.persistNewStateAsync = async (newDocs: unknown[]) => {
+    let text = '';
+    for (const doc of newDocs) text += `${model.serialize(doc)}\n`;
+    if (text.length === 0) return;
+    fd ??= openSync(persistence.filename, 'a', persistence.modes.fileMode);
+    const bytes = Buffer.from(text, 'utf8');
+    // write(2) on a regular file may in principle write less than asked (a full disk): finish it or throw.
+    for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
+  };
+
+  const compact = persistence.persistCachedDatabaseAsync.bind(persistence);
+  persistence.persistCachedDatabaseAsync = async () => {
+    try {
+      await compact();
+    } finally {
+      // The datafile is (or may now be) a new file: drop the descriptor of the old one.
+      close();
+    }
+  };
+  return { close };
+}
