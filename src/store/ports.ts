@@ -46,6 +46,11 @@ export interface FindOptions {
 export interface DocumentCollection<T extends { id: string }> {
   /** Throws ConflictError when a unique field is taken. */
   insert(doc: T): Promise<T>;
+  /**
+   * Inserts several records in one write (the audit log's batches). Every record that does not
+   * collide is stored; if any did, throws ConflictError afterwards (one of the colliding fields).
+   */
+  insertMany(docs: T[]): Promise<void>;
   findOne(filter: Filter): Promise<T | null>;
   find(filter: Filter, options?: FindOptions): Promise<T[]>;
   count(filter: Filter): Promise<number>;

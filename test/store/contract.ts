@@ -534,6 +534,24 @@ export function runStoreContract(name: string, open: OpenStore): void {
       });
     });
 
+    describe('insertMany', () => {
+      test('insertMany stores every record of a batch, JSON fields included', async (store) => {
+        const batch = [makeEvent({ context: { 'kubernetes.io': { $ne: 'x' } } }), makeEvent(), makeEvent()];
+        await store.events.insertMany(batch);
+        await store.events.insertMany([]);
+        assert.equal(await store.events.count({}), 3);
+        assert.deepEqual((await store.events.findOne({ id: batch[0]!.id }))?.context, { 'kubernetes.io': { $ne: 'x' } });
+      });
+
+      test('insertMany stores the records that do not collide, then is a ConflictError', async (store) => {
+        await store.users.insert(makeUser({ username: 'ada' }));
+        const fresh = makeUser({ username: 'bob' });
+        await rejectsWithConflict(store.users.insertMany([makeUser({ username: 'ada' }), fresh]), 'users', 'username');
+        assert.ok(await store.users.findOne({ id: fresh.id }));
+        assert.equal(await store.users.count({}), 2);
+      });
+    });
+
     describe('unique keys', () => {
       test('a duplicate providers.slug is a ConflictError naming slug', async (store) => {
         const first = await store.providers.insert(makeProvider({ slug: 'acme' }));

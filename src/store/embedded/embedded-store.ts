@@ -114,6 +114,27 @@ class EmbeddedCollection<T extends { id: string }> implements DocumentCollection
     return fromStored<T>(inserted, this.spec)!;
   }
 
+  async insertMany(docs: T[]): Promise<void> {
+    if (docs.length === 0) return;
+    try {
+      // One executor turn and one append for the whole batch. NeDB inserts an array all-or-nothing.
+      await this.db.insertAsync(docs.map((doc) => toStored(doc, this.spec)));
+    } catch (caught) {
+      if (!isUniqueViolation(caught)) throw caught;
+      // Some record collides: store the others one by one, and report the first collision.
+      let conflict: unknown = null;
+      for (const doc of docs) {
+        try {
+          await this.insert(doc);
+        } catch (error) {
+          if (!(error instanceof ConflictError)) throw error;
+          conflict ??= error;
+        }
+      }
+      if (conflict) throw conflict;
+    }
+  }
+
   async findOne(filter: Filter): Promise<T | null> {
     return fromStored<T>(await this.db.findOneAsync(query(filter)), this.spec);
   }

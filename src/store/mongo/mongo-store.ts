@@ -37,6 +37,19 @@ class MongoCollection<T extends { id: string }> implements DocumentCollection<T>
     }
   }
 
+  async insertMany(docs: T[]): Promise<void> {
+    if (docs.length === 0) return;
+    try {
+      // Unordered: the records that do not collide are stored even when one does.
+      await this.model.collection.insertMany(docs.map((doc) => toStored(doc, this.spec) as Doc & { _id: never }), { ordered: false });
+    } catch (error) {
+      const first = (error as { writeErrors?: unknown[] }).writeErrors?.[0];
+      const field = duplicateKeyField((first as { err?: unknown } | undefined)?.err ?? first) ?? duplicateKeyField(error);
+      if (field) throw new ConflictError(this.name, field);
+      throw error;
+    }
+  }
+
   async findOne(filter: Filter): Promise<T | null> {
     return fromStored<T>(await this.model.collection.findOne(toStoredFilter(filter)), this.spec);
   }
