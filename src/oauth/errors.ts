@@ -26,7 +26,12 @@ export class OAuthError extends Error {
     readonly detail?: string,
     status?: number,
   ) {
+    // An OAuthError is an answer, not a fault: capturing a stack for every authorization_pending
+    // or invalid_client cost more than the rest of the answer. server_error keeps its stack.
+    const stackTraceLimit = Error.stackTraceLimit;
+    if (code !== 'server_error') Error.stackTraceLimit = 0;
     super(`${code}: ${description}${detail ? ` (${detail})` : ''}`);
+    Error.stackTraceLimit = stackTraceLimit;
     this.name = 'OAuthError';
     this.status = status ?? DEFAULT_STATUS[code];
   }
