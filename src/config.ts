@@ -20,6 +20,10 @@ export interface Config {
   secretKey: string | null;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   workers: number;
+  /** Audit events are removed this many days after they were written (both stores). */
+  eventRetentionDays: number;
+  /** The embedded store keeps the newest this many audit events (it holds every record in memory). */
+  embeddedMaxEvents: number;
 }
 
 export class ConfigError extends Error {
@@ -52,6 +56,8 @@ const rules = {
     error: 'must be one of fatal, error, warn, info, debug, trace, silent',
   }),
   TESSERA_WORKERS: integer(1, 64),
+  TESSERA_EVENT_RETENTION_DAYS: integer(1, 36500),
+  TESSERA_EMBEDDED_MAX_EVENTS: integer(1000, 999999),
 } as const;
 
 function read<K extends keyof typeof rules>(env: NodeJS.ProcessEnv, name: K, fallback?: string): z.infer<(typeof rules)[K]> | undefined {
@@ -81,6 +87,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     secretKey,
     logLevel: read(env, 'TESSERA_LOG_LEVEL', 'info')!,
     workers: read(env, 'TESSERA_WORKERS', '1')!,
+    eventRetentionDays: read(env, 'TESSERA_EVENT_RETENTION_DAYS', '30')!,
+    embeddedMaxEvents: read(env, 'TESSERA_EMBEDDED_MAX_EVENTS', '100000')!,
   };
 }
 

@@ -26,7 +26,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   // the store opens its files.
   const appModule = import('./app.js');
   appModule.catch(() => undefined);
-  const store = await openStore({ mongodbUri: config.mongodbUri, dataDir: config.dataDir });
+  const store = await openStore({
+    mongodbUri: config.mongodbUri, dataDir: config.dataDir,
+    eventRetentionDays: config.eventRetentionDays, embeddedMaxEvents: config.embeddedMaxEvents,
+  });
   const services = createServices(configured, store, logger, secretKey);
   if (!(await services.keys.secretKeyMatches())) {
     await store.close();

@@ -14,11 +14,21 @@ export function withRepositories(adapter: StoreAdapter): Store {
   });
 }
 
-export async function openStore(options: { mongodbUri: string | null; dataDir: string }): Promise<Store> {
+export async function openStore(options: {
+  mongodbUri: string | null;
+  dataDir: string;
+  /** TESSERA_EVENT_RETENTION_DAYS (both stores). */
+  eventRetentionDays?: number;
+  /** TESSERA_EMBEDDED_MAX_EVENTS (the embedded store only). */
+  embeddedMaxEvents?: number;
+}): Promise<Store> {
+  const retention = options.eventRetentionDays === undefined ? {} : { eventRetentionDays: options.eventRetentionDays };
   // mongoose is loaded only when MongoDB is configured: it is a third of the start-up time otherwise.
   const adapter = options.mongodbUri
-    ? await (await import('./mongo/mongo-store.js')).openMongoStore(options.mongodbUri)
-    : await openEmbeddedStore(options.dataDir);
+    ? await (await import('./mongo/mongo-store.js')).openMongoStore(options.mongodbUri, retention)
+    : await openEmbeddedStore(options.dataDir, {
+      ...retention, ...(options.embeddedMaxEvents === undefined ? {} : { maxEvents: options.embeddedMaxEvents }),
+    });
   return withRepositories(adapter);
 }
 

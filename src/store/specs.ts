@@ -9,6 +9,12 @@ export interface CollectionSpec {
   unique: string[];
   /** Plain single-field indexes for lookups, filters and sorting. */
   indexes: string[];
+  /**
+   * Indexes on fields that many records share, built by MongoDB only. NeDB keeps one array of
+   * records per key, so each write to a crowded key costs time proportional to the crowd, and it
+   * answers a filter from one index only: the events' createdAt window serves it better.
+   */
+  mongoOnlyIndexes?: string[];
   /** A Date field after which (plus `afterSeconds`) the record is removed by the store. */
   ttl?: { field: string; afterSeconds: number };
   /**
@@ -35,7 +41,10 @@ export const COLLECTION_SPECS: Record<keyof Collections, CollectionSpec> = {
   },
   refreshTokens: { unique: ['tokenHash'], indexes: ['familyId', 'userId'], ttl: { field: 'expiresAt', afterSeconds: 0 } },
   revokedTokens: { unique: [], indexes: [], ttl: { field: 'expiresAt', afterSeconds: 0 } },
-  events: { unique: [], indexes: ['createdAt', 'requestId', 'action', 'clientId', 'username'], json: ['context'] },
+  // Expiry (retention) is a deployment setting: see collectionSpecs().
+  events: {
+    unique: [], indexes: ['createdAt', 'requestId'], mongoOnlyIndexes: ['action', 'clientId', 'username'], json: ['context'],
+  },
   expressionPolicies: { unique: ['name'], indexes: [] },
   policyBindings: { unique: [], indexes: ['policyId', 'targetId'] },
   sourcePropertyMappings: { unique: [], indexes: ['federatedSourceId'] },
@@ -43,3 +52,20 @@ export const COLLECTION_SPECS: Record<keyof Collections, CollectionSpec> = {
 };
 
 export const COLLECTION_NAMES = Object.keys(COLLECTION_SPECS) as (keyof Collections)[];
+
+export const DEFAULT_EVENT_RETENTION_DAYS = 30;
+
+export interface RetentionOptions {
+  /** Audit events are removed by the store this many days after createdAt (TESSERA_EVENT_RETENTION_DAYS); none when absent. */
+  eventRetentionDays?: number;
+}
+
+/** COLLECTION_SPECS with the deployment's retention applied (the server passes TESSERA_EVENT_RETENTION_DAYS). */
+export function collectionSpecs(options: RetentionOptions = {}): Record<keyof Collections, CollectionSpec> {
+  if (options.eventRetentionDays === undefined) return COLLECTION_SPECS;
+  const events: CollectionSpec = {
+    ...COLLECTION_SPECS.events,
+    ttl: { field: 'createdAt', afterSeconds: options.eventRetentionDays * 86_400 },
+  };
+  return { ...COLLECTION_SPECS, events };
+}

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import type NedbModule from '@seald-io/nedb';
 import type { DocumentCollection, Filter, FindOptions, StoreAdapter, Update } from '../ports.js';
-import { COLLECTION_NAMES, COLLECTION_SPECS, type CollectionSpec } from '../specs.js';
+import { COLLECTION_NAMES, collectionSpecs, type CollectionSpec, type RetentionOptions } from '../specs.js';
 import { ConflictError } from '../errors.js';
 import { fromStored, toStored, toStoredFilter, toStoredSort, toStoredUpdate } from '../codec.js';
 import { useAppendLog, type AppendLog } from './append-log.js';
@@ -70,8 +70,73 @@ export function nedbFilter(filter: Doc): Doc {
 
 const query = (filter: Filter): Doc => nedbFilter(toStoredFilter(filter));
 
+/** A node of NeDB's AVL index tree (@seald-io/binary-search-tree): the records with one key. */
+interface TreeNode { key?: unknown; data: Doc[]; left?: TreeNode | null; right?: TreeNode | null }
+
+/** The key below which (inclusive) the `count` records with the smallest keys lie, walking the tree in order. */
+function keyOfNth(root: TreeNode, count: number): unknown {
+  if (!Object.prototype.hasOwnProperty.call(root, 'key')) return undefined; // an empty tree
+  const stack: TreeNode[] = [];
+  let node: TreeNode | null | undefined = root;
+  let seen = 0;
+  while (node || stack.length > 0) {
+    while (node) {
+      stack.push(node);
+      node = node.left;
+    }
+    const current = stack.pop()!;
+    seen += current.data.length;
+    if (seen >= count) return current.key;
+    node = current.right;
+  }
+  return undefined;
+}
+
+/** Retention of the embedded store's audit events: at most `maxRecords`, and none older than the TTL. */
+interface RecordCap { field: string; maxRecords: number }
+
 class EmbeddedCollection<T extends { id: string }> implements DocumentCollection<T> {
-  constructor(private readonly name: string, private readonly db: Datastore<Doc>, private readonly spec: CollectionSpec) {}
+  /** An upper bound of the record count (expiry on read is not seen), recounted before each pruning. */
+  private size: number | null = null;
+
+  constructor(
+    private readonly name: string,
+    private readonly db: Datastore<Doc>,
+    private readonly spec: CollectionSpec,
+    private readonly cap: RecordCap | null = null,
+  ) {}
+
+  private indexRoot(field: string): TreeNode {
+    return (this.db as unknown as { indexes: Record<string, { tree: { tree: TreeNode } }> }).indexes[field]!.tree.tree;
+  }
+
+  /**
+   * Keeps a capped collection within its cap, and removes what is past its TTL even if no read
+   * meets it (NeDB expires on read only, and the audit log is written far more than read). Pruning
+   * runs after an insert, in chunks of 1% of the cap, so that the check costs nothing in between.
+   */
+  private async prune(added: number): Promise<void> {
+    const cap = this.cap;
+    if (!cap) return;
+    const root = this.indexRoot(cap.field);
+    const ttl = this.spec.ttl?.field === cap.field ? this.spec.ttl.afterSeconds : null;
+    if (ttl !== null) {
+      const oldest = keyOfNth(root, 1);
+      const limit = new Date(Date.now() - ttl * 1000);
+      if (oldest instanceof Date && oldest < limit) {
+        const removed = await this.db.removeAsync({ [cap.field]: { $lt: limit } }, { multi: true });
+        if (this.size !== null) this.size -= removed;
+      }
+    }
+    this.size = (this.size ?? this.db.getAllData().length) + added;
+    if (this.size <= cap.maxRecords + Math.max(100, Math.floor(cap.maxRecords / 100))) return;
+    this.size = this.db.getAllData().length;
+    const excess = this.size - cap.maxRecords;
+    if (excess <= 0) return;
+    const cutoff = keyOfNth(this.indexRoot(cap.field), excess);
+    if (cutoff === undefined) return;
+    this.size -= await this.db.removeAsync({ [cap.field]: { $lte: cutoff } }, { multi: true });
+  }
 
   /**
    * The unique field (of `fields`, as stored) whose value a live record already holds, or null.
@@ -111,6 +176,7 @@ class EmbeddedCollection<T extends { id: string }> implements DocumentCollection
   async insert(doc: T): Promise<T> {
     const stored = toStored(doc, this.spec);
     const inserted = await this.write(() => this.db.insertAsync(stored), stored, ['_id', ...this.spec.unique]);
+    await this.prune(1);
     return fromStored<T>(inserted, this.spec)!;
   }
 
@@ -132,7 +198,9 @@ class EmbeddedCollection<T extends { id: string }> implements DocumentCollection
         }
       }
       if (conflict) throw conflict;
+      return;
     }
+    await this.prune(docs.length);
   }
 
   async findOne(filter: Filter): Promise<T | null> {
@@ -171,11 +239,15 @@ class EmbeddedCollection<T extends { id: string }> implements DocumentCollection
   }
 
   async deleteOne(filter: Filter): Promise<boolean> {
-    return (await this.db.removeAsync(query(filter), { multi: false })) > 0;
+    const removed = await this.db.removeAsync(query(filter), { multi: false });
+    if (this.size !== null) this.size -= removed;
+    return removed > 0;
   }
 
   async deleteMany(filter: Filter): Promise<number> {
-    return this.db.removeAsync(query(filter), { multi: true });
+    const removed = await this.db.removeAsync(query(filter), { multi: true });
+    if (this.size !== null) this.size -= removed;
+    return removed;
   }
 }
 
@@ -192,21 +264,31 @@ async function buildIndexes(db: Datastore<Doc>, spec: CollectionSpec): Promise<v
   const want = (fieldName: string, options: Omit<IndexOptions, 'fieldName'>) =>
     wanted.set(fieldName, { ...wanted.get(fieldName), fieldName, ...options });
   for (const fieldName of spec.indexes) want(fieldName, {});
-  if (spec.ttl) want(spec.ttl.field, { expireAfterSeconds: spec.ttl.afterSeconds, sparse: true });
+  // Not sparse: NeDB's sparse index skips every Date key (it takes a Date for an object of
+  // undefined fields), which left TTL indexes empty and range queries on them answering nothing.
+  if (spec.ttl) want(spec.ttl.field, { expireAfterSeconds: spec.ttl.afterSeconds });
   for (const fieldName of spec.unique) want(fieldName, { unique: true, sparse: true });
   const existing = Object.keys((db as unknown as { indexes: Record<string, unknown> }).indexes);
   for (const fieldName of existing) if (fieldName !== '_id') await db.removeIndexAsync(fieldName);
   for (const options of wanted.values()) await db.ensureIndexAsync(options);
 }
 
-export async function openEmbeddedStore(dataDir: string): Promise<StoreAdapter> {
+export const DEFAULT_EMBEDDED_MAX_EVENTS = 100_000;
+
+export interface EmbeddedStoreOptions extends RetentionOptions {
+  /** The newest this many audit events are kept (TESSERA_EMBEDDED_MAX_EVENTS): the embedded store holds every record in memory. */
+  maxEvents?: number;
+}
+
+export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreOptions = {}): Promise<StoreAdapter> {
+  const specs = collectionSpecs(options);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   installIndexFastPaths();
   const databases = new Map<string, Datastore<Doc>>();
   const logs: AppendLog[] = [];
   const collections: Record<string, DocumentCollection<{ id: string }>> = {};
   for (const name of COLLECTION_NAMES) {
-    const spec = COLLECTION_SPECS[name];
+    const spec = specs[name];
     const db = new Datastore<Doc>({ filename: path.join(dataDir, `${name}.db`), timestampData: false });
     logs.push(useAppendLog(db));
     await db.loadDatabaseAsync();
@@ -214,7 +296,8 @@ export async function openEmbeddedStore(dataDir: string): Promise<StoreAdapter> 
     // Rewrites the append-only file now and then, so it does not grow without bound.
     db.setAutocompactionInterval(10 * 60_000);
     databases.set(name, db);
-    collections[name] = new EmbeddedCollection(name, db, spec);
+    const cap = name === 'events' ? { field: 'createdAt', maxRecords: options.maxEvents ?? DEFAULT_EMBEDDED_MAX_EVENTS } : null;
+    collections[name] = new EmbeddedCollection(name, db, spec, cap);
   }
   return {
     kind: 'embedded',

@@ -36,11 +36,11 @@ const model = require('@seald-io/nedb/lib/model.js') as {
   compareThings(a: unknown, b: unknown): number;
 };
 
-/** The key of `doc` in `index` when it is one plain value this fast path handles, else undefined. */
-function plainKey(index: IndexPrototype, doc: Doc): string | number | boolean | Date | undefined {
+/** The key of `doc` in `index` when it is one plain value this fast path handles (null included), else undefined. */
+function plainKey(index: IndexPrototype, doc: Doc): string | number | boolean | Date | null | undefined {
   if (index._fields.length !== 1) return undefined;
   const key = model.getDotValues(doc, index._fields);
-  if (typeof key === 'string' || typeof key === 'number' || typeof key === 'boolean' || key instanceof Date) return key;
+  if (key === null || typeof key === 'string' || typeof key === 'number' || typeof key === 'boolean' || key instanceof Date) return key;
   return undefined;
 }
 

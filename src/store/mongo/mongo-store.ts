@@ -6,7 +6,7 @@
  */
 import mongoose, { type Connection, type Model } from 'mongoose';
 import type { DocumentCollection, Filter, FindOptions, StoreAdapter, Update } from '../ports.js';
-import { COLLECTION_NAMES, COLLECTION_SPECS, type CollectionSpec } from '../specs.js';
+import { COLLECTION_NAMES, collectionSpecs, type CollectionSpec, type RetentionOptions } from '../specs.js';
 import { ConflictError, StoreUnavailableError } from '../errors.js';
 import { fromStored, toStored, toStoredFilter, toStoredSort, toStoredUpdate } from '../codec.js';
 
@@ -101,12 +101,41 @@ class MongoCollection<T extends { id: string }> implements DocumentCollection<T>
 function schemaFor(spec: CollectionSpec): mongoose.Schema {
   const schema = new mongoose.Schema({ _id: String }, { strict: false, versionKey: false, autoIndex: false });
   for (const field of spec.unique) schema.index({ [field]: 1 }, { unique: true, sparse: true });
-  for (const field of spec.indexes) schema.index({ [field]: 1 });
+  for (const field of [...spec.indexes, ...(spec.mongoOnlyIndexes ?? [])]) {
+    if (field !== spec.ttl?.field) schema.index({ [field]: 1 }); // the TTL index serves lookups too
+  }
   if (spec.ttl) schema.index({ [spec.ttl.field]: 1 }, { expireAfterSeconds: spec.ttl.afterSeconds });
   return schema;
 }
 
-export async function openMongoStore(uri: string, options: { serverSelectionTimeoutMS?: number } = {}): Promise<StoreAdapter> {
+/**
+ * MongoDB refuses to re-create an index with other options, so a plain index that should now
+ * expire records (or a TTL whose retention changed, TESSERA_EVENT_RETENTION_DAYS) is dropped
+ * first and built again by createIndexes.
+ */
+async function dropIndexesWithOtherExpiry(model: Model<Doc>, spec: CollectionSpec): Promise<void> {
+  let existing: { name?: string; key: Record<string, unknown>; expireAfterSeconds?: number }[];
+  try {
+    existing = await model.collection.listIndexes().toArray() as typeof existing;
+  } catch {
+    return; // no collection yet
+  }
+  const plain = new Set([...spec.indexes, ...(spec.mongoOnlyIndexes ?? [])]);
+  for (const index of existing) {
+    const fields = Object.keys(index.key);
+    const field = fields[0]!;
+    if (fields.length !== 1 || field === '_id' || !index.name) continue;
+    const wanted = spec.ttl?.field === field ? spec.ttl.afterSeconds : plain.has(field) ? undefined : null;
+    if (wanted === null || index.expireAfterSeconds === wanted) continue;
+    // Another node starting at once may have dropped it already.
+    await model.collection.dropIndex(index.name).catch((error: { codeName?: string }) => {
+      if (error.codeName !== 'IndexNotFound') throw error;
+    });
+  }
+}
+
+export async function openMongoStore(uri: string, options: { serverSelectionTimeoutMS?: number } & RetentionOptions = {}): Promise<StoreAdapter> {
+  const specs = collectionSpecs(options);
   let connection: Connection;
   try {
     connection = await mongoose
@@ -117,8 +146,9 @@ export async function openMongoStore(uri: string, options: { serverSelectionTime
   }
   const collections: Record<string, DocumentCollection<{ id: string }>> = {};
   for (const name of COLLECTION_NAMES) {
-    const spec = COLLECTION_SPECS[name];
+    const spec = specs[name];
     const model = connection.model<Doc>(name, schemaFor(spec), name);
+    await dropIndexesWithOtherExpiry(model, spec);
     await model.createIndexes();
     collections[name] = new MongoCollection(name, model, spec);
   }

@@ -1,0 +1,95 @@
+/**
+ * Audit event retention: events older than TESSERA_EVENT_RETENTION_DAYS are removed, and the
+ * embedded store (which holds every record in memory) keeps only the newest
+ * TESSERA_EMBEDDED_MAX_EVENTS, pruned as batches are written.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { openEmbeddedStore } from '../../src/store/embedded/embedded-store.js';
+import { ConfigError, loadConfig } from '../../src/config.js';
+import type { AuditEvent } from '../../src/domain/model.js';
+import { makeEvent } from './contract.js';
+
+const DAY = 86_400_000;
+
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tessera-retention-'));
+  try {
+    await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+test('the embedded store keeps the newest TESSERA_EMBEDDED_MAX_EVENTS events, dropping the oldest', async () => {
+  await withTempDir(async (dir) => {
+    const store = await openEmbeddedStore(dir, { maxEvents: 1000 });
+    const start = Date.now() - 10_000;
+    const all: AuditEvent[] = [];
+    try {
+      for (let batch = 0; batch < 30; batch++) {
+        const events = Array.from({ length: 100 }, (_, i) => makeEvent({ createdAt: new Date(start + all.length + i) }));
+        all.push(...events);
+        await store.events.insertMany(events);
+      }
+      const kept = await store.events.count({});
+      // Pruned in chunks (1% of the cap, at least 100), so never more than the cap plus one chunk.
+      assert.ok(kept >= 1000 && kept <= 1100, `${kept} events kept`);
+      const newest = all.slice(-1000).map((e) => e.id);
+      const ids = new Set((await store.events.find({})).map((e) => e.id));
+      assert.deepEqual(newest.filter((id) => !ids.has(id)), [], 'the newest 1000 are all there');
+      assert.equal(ids.has(all[0]!.id), false, 'the oldest is gone');
+    } finally {
+      await store.close();
+    }
+    // Gone from the datafile too, not just hidden.
+    const reopened = await openEmbeddedStore(dir);
+    try {
+      assert.ok((await reopened.events.count({})) <= 1100);
+    } finally {
+      await reopened.close();
+    }
+  });
+});
+
+test('events older than the retention are removed when the next batch is written, read or not', async () => {
+  await withTempDir(async (dir) => {
+    const store = await openEmbeddedStore(dir, { eventRetentionDays: 1 });
+    const old = makeEvent({ createdAt: new Date(Date.now() - 2 * DAY) });
+    const recent = makeEvent({ createdAt: new Date(Date.now() - DAY / 2) });
+    try {
+      await store.events.insertMany([old, recent]);
+      await store.events.insertMany([makeEvent()]);
+      // createdAt stays a working index under its TTL: range queries (the admin API's pages) answer.
+      assert.equal((await store.events.find({ createdAt: { $gte: new Date(Date.now() - DAY) } })).length, 2);
+    } finally {
+      await store.close();
+    }
+    // Reopened without a retention (no expiry on read): the old event is not in the datafile.
+    const reopened = await openEmbeddedStore(dir);
+    try {
+      assert.equal(await reopened.events.findOne({ id: old.id }), null);
+      assert.ok(await reopened.events.findOne({ id: recent.id }));
+      assert.equal(await reopened.events.count({}), 2);
+    } finally {
+      await reopened.close();
+    }
+  });
+});
+
+test('TESSERA_EVENT_RETENTION_DAYS and TESSERA_EMBEDDED_MAX_EVENTS default to 30 days and 100,000, and are validated', () => {
+  const config = loadConfig({});
+  assert.equal(config.eventRetentionDays, 30);
+  assert.equal(config.embeddedMaxEvents, 100_000);
+  assert.equal(loadConfig({ TESSERA_EVENT_RETENTION_DAYS: '365' }).eventRetentionDays, 365);
+  assert.equal(loadConfig({ TESSERA_EMBEDDED_MAX_EVENTS: '5000' }).embeddedMaxEvents, 5000);
+  for (const bad of ['0', '-1', '1.5', 'abc', '1e3', '36501']) {
+    assert.throws(() => loadConfig({ TESSERA_EVENT_RETENTION_DAYS: bad }), (e: unknown) => e instanceof ConfigError && e.variable === 'TESSERA_EVENT_RETENTION_DAYS', bad);
+  }
+  for (const bad of ['0', '999', 'many', '1000000']) {
+    assert.throws(() => loadConfig({ TESSERA_EMBEDDED_MAX_EVENTS: bad }), (e: unknown) => e instanceof ConfigError && e.variable === 'TESSERA_EMBEDDED_MAX_EVENTS', bad);
+  }
+});
