@@ -78,8 +78,18 @@ export function hashPassword(password: string): Promise<string> {
   return argon2.hash(password, { type: argon2.argon2id });
 }
 
+/** Whether a generated account's stored attributes or expiry differ from those of this use. */
+function needsRefresh(user: User, attributes: Record<string, unknown>, expiresAt: Date | null): boolean {
+  if (user.type !== 'GENERATED_SERVICE_ACCOUNT') return false;
+  const sameAttributes = JSON.stringify(user.attributes) === JSON.stringify({ ...user.attributes, ...attributes });
+  const sameExpiry = (user.expiresAt?.getTime() ?? null) === (expiresAt?.getTime() ?? null);
+  return !(sameAttributes && sameExpiry);
+}
+
 export class UserService {
   private readonly byId = new TtlCache<User | null>(2_000);
+  /** Generated service accounts by username, for the token endpoint (rule 3 looks one up per request). */
+  private readonly generated = new TtlCache<User>(2_000);
   /** Verified against when the username is unknown, so both paths cost one argon2 verification. */
   private dummyHash: Promise<string> | null = null;
 
@@ -149,6 +159,7 @@ export class UserService {
     const updated = await this.collections.users.updateOne({ id }, { $set });
     if (!updated) throw new NotFoundError('user', id);
     this.byId.delete(id);
+    this.generated.clear();
     return updated;
   }
 
@@ -157,6 +168,7 @@ export class UserService {
     const updated = await this.collections.users.updateOne({ id }, { $set: { passwordHash, updatedAt: new Date() } });
     if (!updated) throw new NotFoundError('user', id);
     this.byId.delete(id);
+    this.generated.clear();
   }
 
   /** Deleting a user revokes everything issued on its behalf that is stored: app passwords, refresh tokens. */
@@ -167,6 +179,7 @@ export class UserService {
     await this.collections.refreshTokens.deleteMany({ userId: id });
     await this.collections.users.deleteOne({ id });
     this.byId.delete(id);
+    this.generated.clear();
     return true;
   }
 
@@ -188,10 +201,22 @@ export class UserService {
    * concurrent first uses create exactly one account (the unique username decides).
    */
   async ensureGeneratedServiceAccount(username: string, attributes: Record<string, unknown>, expiresAt: Date | null): Promise<User> {
+    // Briefly cached, for the case with nothing to write: an expired account, or one whose
+    // attributes or expiry change, is read from the store (another process may have replaced it).
+    const cached = this.generated.get(username);
+    if (cached && !(cached.expiresAt && cached.expiresAt.getTime() <= Date.now()) && !needsRefresh(cached, attributes, expiresAt)) {
+      return cached;
+    }
     const existing = await this.getByUsername(username);
-    if (existing) return this.refreshGenerated(existing, attributes, expiresAt);
+    if (existing) {
+      const current = await this.refreshGenerated(existing, attributes, expiresAt);
+      this.generated.set(username, current);
+      return current;
+    }
     try {
-      return await this.create({ username, type: 'GENERATED_SERVICE_ACCOUNT', attributes, expiresAt });
+      const created = await this.create({ username, type: 'GENERATED_SERVICE_ACCOUNT', attributes, expiresAt });
+      this.generated.set(username, created);
+      return created;
     } catch (error) {
       if (!(error instanceof DomainConflictError)) throw error;
       const winner = await this.getByUsername(username);
@@ -201,10 +226,7 @@ export class UserService {
   }
 
   private async refreshGenerated(user: User, attributes: Record<string, unknown>, expiresAt: Date | null): Promise<User> {
-    if (user.type !== 'GENERATED_SERVICE_ACCOUNT') return user;
-    const sameAttributes = JSON.stringify(user.attributes) === JSON.stringify({ ...user.attributes, ...attributes });
-    const sameExpiry = (user.expiresAt?.getTime() ?? null) === (expiresAt?.getTime() ?? null);
-    if (sameAttributes && sameExpiry) return user;
+    if (!needsRefresh(user, attributes, expiresAt)) return user;
     const updated = await this.collections.users.updateOne(
       { id: user.id },
       { $set: { attributes: { ...user.attributes, ...attributes }, expiresAt, updatedAt: new Date() } },
