@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import type NedbModule from '@seald-io/nedb';
-import { useAppendLog } from '../../src/store/embedded/append-log.js';
+import { serializeForDatafile, useAppendLog } from '../../src/store/embedded/append-log.js';
 import { openEmbeddedStore } from '../../src/store/embedded/embedded-store.js';
 import { makeEvent, makeUser } from './contract.js';
 
@@ -47,6 +47,17 @@ test('an acknowledged write is in the datafile before its promise resolves', asy
     assert.match(text, /"_id":"two"/);
     assert.deepEqual(await reload(filename), [{ _id: 'one', n: 10 }, { _id: 'two', n: 2 }]);
   });
+});
+
+test('the datafile lines are the text NeDB itself would write (dates, nesting, arrays, undefined)', () => {
+  const model = createRequire(import.meta.url)('@seald-io/nedb/lib/model.js') as { serialize(doc: unknown): string };
+  const docs: unknown[] = [
+    { _id: 'a', at: new Date(1_700_000_000_123), n: 1.5, s: 'x"\\\n', b: false, nil: null, gone: undefined },
+    { _id: 'b', nested: { when: new Date(0), list: [1, new Date(5), undefined, { deep: [null] }] }, empty: {}, none: [] },
+    { $$deleted: true, _id: 'c' },
+    { $$indexCreated: { fieldName: 'f', unique: true, sparse: false } },
+  ];
+  for (const doc of docs) assert.equal(serializeForDatafile(doc), model.serialize(doc));
 });
 
 test('writes after a compaction go to the new datafile and survive a reopen', async () => {

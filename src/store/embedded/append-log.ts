@@ -18,12 +18,22 @@
  * can fall between the rename and the reopen.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { createRequire } from 'node:module';
 
-interface NedbModel {
-  serialize(doc: unknown): string;
+/**
+ * NeDB's datafile form of a value: a Date as { $$date: ms }, the rest as JSON. Same text as NeDB's
+ * model.serialize, about three times faster: that one runs a replacer function on every key (to
+ * check field names, which NeDB already checked when the record was inserted or modified).
+ */
+function datafileValue(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (value instanceof Date) return { $$date: value.getTime() };
+  if (Array.isArray(value)) return value.map(datafileValue);
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) out[key] = datafileValue((value as Record<string, unknown>)[key]);
+  return out;
 }
-const model = createRequire(import.meta.url)('@seald-io/nedb/lib/model.js') as NedbModel;
+
+export const serializeForDatafile = (doc: unknown): string => JSON.stringify(datafileValue(doc));
 
 /** The parts of NeDB's Persistence object this replaces (see node_modules/@seald-io/nedb/lib/persistence.js). */
 interface Persistence {
@@ -53,7 +63,7 @@ export function useAppendLog(db: unknown): AppendLog {
 
   persistence.persistNewStateAsync = async (newDocs: unknown[]) => {
     let text = '';
-    for (const doc of newDocs) text += `${model.serialize(doc)}\n`;
+    for (const doc of newDocs) text += `${serializeForDatafile(doc)}\n`;
     if (text.length === 0) return;
     fd ??= openSync(persistence.filename, 'a', persistence.modes.fileMode);
     const bytes = Buffer.from(text, 'utf8');
