@@ -73,12 +73,16 @@ const query = (filter: Filter): Doc => nedbFilter(toStoredFilter(filter));
 /** A node of NeDB's AVL index tree (@seald-io/binary-search-tree): the records with one key. */
 interface TreeNode { key?: unknown; data: Doc[]; left?: TreeNode | null; right?: TreeNode | null }
 
-/** The key below which (inclusive) the `count` records with the smallest keys lie, walking the tree in order. */
+/**
+ * The key at or below which the `count` records with the smallest keys lie, walking the tree in
+ * order (the largest key when there are fewer; undefined when the tree is empty).
+ */
 function keyOfNth(root: TreeNode, count: number): unknown {
   if (!Object.prototype.hasOwnProperty.call(root, 'key')) return undefined; // an empty tree
   const stack: TreeNode[] = [];
   let node: TreeNode | null | undefined = root;
   let seen = 0;
+  let last: unknown;
   while (node || stack.length > 0) {
     while (node) {
       stack.push(node);
@@ -86,11 +90,16 @@ function keyOfNth(root: TreeNode, count: number): unknown {
     }
     const current = stack.pop()!;
     seen += current.data.length;
-    if (seen >= count) return current.key;
+    last = current.key;
+    if (seen >= count) return last;
     node = current.right;
   }
-  return undefined;
+  return last;
 }
+
+/** Records inserted, or pruned, per NeDB operation (each holds the event loop while NeDB indexes them). */
+const INSERT_CHUNK = 100;
+const PRUNE_CHUNK = 250;
 
 /** Retention of the embedded store's audit events: at most `maxRecords`, and none older than the TTL. */
 interface RecordCap { field: string; maxRecords: number }
@@ -112,30 +121,31 @@ class EmbeddedCollection<T extends { id: string }> implements DocumentCollection
 
   /**
    * Keeps a capped collection within its cap, and removes what is past its TTL even if no read
-   * meets it (NeDB expires on read only, and the audit log is written far more than read). Pruning
-   * runs after an insert, in chunks of 1% of the cap, so that the check costs nothing in between.
+   * meets it (NeDB expires on read only, and the audit log is written far more than read). Runs
+   * after each insert, off the response path (the audit log's flush), removing the oldest records
+   * PRUNE_CHUNK at a time and yielding in between, so requests are not held up behind it.
    */
   private async prune(added: number): Promise<void> {
     const cap = this.cap;
     if (!cap) return;
-    const root = this.indexRoot(cap.field);
     const ttl = this.spec.ttl?.field === cap.field ? this.spec.ttl.afterSeconds : null;
-    if (ttl !== null) {
-      const oldest = keyOfNth(root, 1);
-      const limit = new Date(Date.now() - ttl * 1000);
-      if (oldest instanceof Date && oldest < limit) {
-        const removed = await this.db.removeAsync({ [cap.field]: { $lt: limit } }, { multi: true });
-        if (this.size !== null) this.size -= removed;
-      }
+    // Counted once; then kept by inserts and deletes (an upper bound: expiry on read is not seen).
+    this.size = (this.size ?? this.db.getAllData().length - added) + added;
+    for (;;) {
+      const excess = this.size - cap.maxRecords;
+      const limit = ttl === null ? null : new Date(Date.now() - ttl * 1000);
+      const oldest = keyOfNth(this.indexRoot(cap.field), 1);
+      const tooOld = limit !== null && oldest instanceof Date && oldest < limit;
+      if (excess <= 0 && !tooOld) return;
+      // Over the cap: the oldest `excess` (a chunk at most). Only too old: up to a chunk, none newer than the limit.
+      let cutoff = keyOfNth(this.indexRoot(cap.field), excess > 0 ? Math.min(excess, PRUNE_CHUNK) : PRUNE_CHUNK);
+      if (cutoff === undefined) return;
+      if (excess <= 0 && limit !== null && cutoff instanceof Date && cutoff >= limit) cutoff = new Date(limit.getTime() - 1);
+      const removed = await this.db.removeAsync({ [cap.field]: { $lte: cutoff } }, { multi: true });
+      this.size -= removed;
+      if (removed === 0) return;
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    this.size = (this.size ?? this.db.getAllData().length) + added;
-    if (this.size <= cap.maxRecords + Math.max(100, Math.floor(cap.maxRecords / 100))) return;
-    this.size = this.db.getAllData().length;
-    const excess = this.size - cap.maxRecords;
-    if (excess <= 0) return;
-    const cutoff = keyOfNth(this.indexRoot(cap.field), excess);
-    if (cutoff === undefined) return;
-    this.size -= await this.db.removeAsync({ [cap.field]: { $lte: cutoff } }, { multi: true });
   }
 
   /**
@@ -182,14 +192,20 @@ class EmbeddedCollection<T extends { id: string }> implements DocumentCollection
 
   async insertMany(docs: T[]): Promise<void> {
     if (docs.length === 0) return;
+    // One executor turn and one append per chunk (NeDB inserts an array all-or-nothing), yielding
+    // between chunks: a big batch would otherwise hold the event loop while it is indexed.
+    let at = 0;
     try {
-      // One executor turn and one append for the whole batch. NeDB inserts an array all-or-nothing.
-      await this.db.insertAsync(docs.map((doc) => toStored(doc, this.spec)));
+      for (; at < docs.length; at += INSERT_CHUNK) {
+        if (at > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        await this.db.insertAsync(docs.slice(at, at + INSERT_CHUNK).map((doc) => toStored(doc, this.spec)));
+      }
     } catch (caught) {
       if (!isUniqueViolation(caught)) throw caught;
-      // Some record collides: store the others one by one, and report the first collision.
+      // Some record of this chunk collides: store the rest one by one, and report the first collision.
+      if (at > 0) await this.prune(at);
       let conflict: unknown = null;
-      for (const doc of docs) {
+      for (const doc of docs.slice(at)) {
         try {
           await this.insert(doc);
         } catch (error) {
