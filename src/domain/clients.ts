@@ -41,7 +41,7 @@ function validateGrantTypes(grantTypes: GrantType[]): GrantType[] {
 export class ClientService {
   private readonly byClientId = new TtlCache<Client | null>(5_000);
 
-  constructor(private readonly collections: Pick<Collections, 'clients' | 'providers' | 'deviceAuthorizations' | 'refreshTokens'>) {}
+  constructor(private readonly collections: Pick<Collections, 'clients' | 'providers' | 'deviceAuthorizations' | 'refreshTokens' | 'policyBindings'>) {}
 
   /** Cached briefly: every OAuth request reads its client. */
   getByClientId(clientId: string): Promise<Client | null> {
@@ -117,12 +117,13 @@ export class ClientService {
     return { client, clientSecret };
   }
 
-  /** Deleting a client ends what it started: pending device codes and refresh tokens. */
+  /** Deleting a client ends what it started (pending device codes, refresh tokens) and its policy bindings. */
   async delete(id: string): Promise<boolean> {
     const client = await this.collections.clients.findOne({ id });
     if (!client) throw new NotFoundError('client', id);
     await this.collections.deviceAuthorizations.deleteMany({ clientId: client.clientId });
     await this.collections.refreshTokens.deleteMany({ clientId: client.clientId });
+    await this.collections.policyBindings.deleteMany({ targetType: 'CLIENT', targetId: id });
     await this.collections.clients.deleteOne({ id });
     this.byClientId.delete(client.clientId);
     return true;

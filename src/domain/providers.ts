@@ -151,7 +151,9 @@ export class ProviderService {
   private readonly bySlug = new TtlCache<Provider | null>(5_000);
 
   constructor(
-    private readonly collections: Pick<Collections, 'providers' | 'clients' | 'federatedSources' | 'deviceAuthorizations' | 'refreshTokens'>,
+    private readonly collections: Pick<
+      Collections, 'providers' | 'clients' | 'federatedSources' | 'deviceAuthorizations' | 'refreshTokens' | 'policyBindings' | 'scopeMappings'
+    >,
     private readonly keys: SigningKeyService,
     private readonly publicUrl: string,
   ) {}
@@ -240,9 +242,9 @@ export class ProviderService {
   }
 
   /**
-   * Deleting a provider deletes what belongs to it: its clients, their pending device codes and
-   * refresh tokens, and its signing keys (so its access tokens stop verifying). Other providers
-   * that trusted it stop doing so.
+   * Deleting a provider deletes what belongs to it: its clients, their pending device codes,
+   * refresh tokens and policy bindings, its own policy bindings and scope mappings, and its signing
+   * keys (so its access tokens stop verifying). Other providers that trusted it stop doing so.
    */
   async delete(id: string): Promise<boolean> {
     const existing = await this.collections.providers.findOne({ id });
@@ -254,6 +256,8 @@ export class ProviderService {
       await this.collections.refreshTokens.deleteMany({ providerId: id });
       await this.collections.clients.deleteMany({ providerId: id });
     }
+    await this.collections.policyBindings.deleteMany({ targetId: { $in: [id, ...clients.map((c) => c.id)] } });
+    await this.collections.scopeMappings.deleteMany({ providerId: id });
     await this.collections.providers.updateMany({ federatedProviderIds: id }, { $pull: { federatedProviderIds: id } });
     await this.keys.deleteKeys(id);
     await this.collections.providers.deleteOne({ id });

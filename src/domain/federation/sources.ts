@@ -74,7 +74,7 @@ function validateRawJwks(value: unknown): Jwks | null {
 
 export class FederatedSourceService {
   constructor(
-    private readonly collections: Pick<Collections, 'federatedSources' | 'providers'>,
+    private readonly collections: Pick<Collections, 'federatedSources' | 'providers' | 'sourcePropertyMappings'>,
     private readonly fetchTimeoutMs?: number,
   ) {}
 
@@ -157,11 +157,12 @@ export class FederatedSourceService {
     return updated;
   }
 
-  /** Deleting a source also removes it from every provider that trusted it, so nothing points at it. */
+  /** Deleting a source also removes it from every provider that trusted it, and its property mappings, so nothing points at it. */
   async delete(id: string): Promise<boolean> {
     const existing = await this.get(id);
     if (!existing) throw new NotFoundError('federated source', id);
     await this.collections.providers.updateMany({ federatedSourceIds: id }, { $pull: { federatedSourceIds: id } });
+    await this.collections.sourcePropertyMappings.deleteMany({ federatedSourceId: id });
     await this.collections.federatedSources.deleteOne({ id });
     return true;
   }
