@@ -1,5 +1,6 @@
 /** Small steps of the device flow over HTTP, shared by the device-flow test files. */
 import { postForm, type TestServer } from './server.js';
+import type { DeviceAuthorizationResponse } from '../../src/oauth/device-authorization.js';
 
 export const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -9,14 +10,8 @@ export interface FormAnswer {
   body: Record<string, unknown>;
 }
 
-export interface DeviceCodes {
-  device_code: string;
-  user_code: string;
-  verification_uri: string;
-  verification_uri_complete: string;
-  expires_in: number;
-  interval: number;
-}
+/** The device authorization response, as the endpoint declares it. */
+export type DeviceCodes = DeviceAuthorizationResponse;
 
 export function deviceAuthorization(test: TestServer, form: Record<string, string>, headers: Record<string, string> = {}, query = ''): Promise<FormAnswer> {
   return postForm(`${test.url}/application/o/device/${query}`, form, headers);
