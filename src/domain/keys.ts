@@ -3,19 +3,26 @@
  * A256GCM, under a key derived from TESSERA_SECRET_KEY with HKDF) and imported once into
  * KeyObjects; public JWKs are served as the provider's JWKS.
  */
-import { hkdfSync, randomUUID } from 'node:crypto';
-import { CompactEncrypt, compactDecrypt, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
+import { createPrivateKey, createPublicKey, hkdfSync, randomUUID, type KeyObject } from 'node:crypto';
+import { CompactEncrypt, compactDecrypt, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { SigningAlgorithm, SigningKey } from './model.js';
 import type { Collections } from '../store/ports.js';
 
 export interface ActiveSigningKey {
   kid: string;
   alg: SigningAlgorithm;
-  privateKey: CryptoKey | Uint8Array;
+  /** Imported once; node:crypto signs with it directly, and jose accepts it too. */
+  privateKey: KeyObject;
 }
 
 export interface PublicJwks {
   keys: JWK[];
+}
+
+/** A published key, imported once, for verifying tokens by their kid. */
+export interface VerificationKey {
+  alg: string;
+  key: KeyObject;
 }
 
 const CACHE_TTL_MS = 30_000;
@@ -23,7 +30,8 @@ const CACHE_TTL_MS = 30_000;
 export class SigningKeyService {
   private readonly encryptionKey: Uint8Array;
   private readonly active = new Map<string, { key: ActiveSigningKey; at: number }>();
-  private readonly jwks = new Map<string, { jwks: PublicJwks; at: number }>();
+  private readonly jwks = new Map<string, { jwks: PublicJwks; byKid: Map<string, VerificationKey>; at: number }>();
+  private readonly listeners: ((providerId: string) => void)[] = [];
 
   constructor(private readonly collections: Pick<Collections, 'signingKeys'>, secretKey: string) {
     this.encryptionKey = new Uint8Array(hkdfSync('sha256', secretKey, 'tessera', 'signing-key-encryption', 32));
@@ -54,19 +62,38 @@ export class SigningKeyService {
     if (!record) throw new Error(`provider ${providerId} has no active signing key`);
     const { plaintext } = await compactDecrypt(record.encryptedPrivateJwk, this.encryptionKey);
     const privateJwk = JSON.parse(new TextDecoder().decode(plaintext)) as JWK;
-    const key: ActiveSigningKey = { kid: record.id, alg: record.algorithm, privateKey: await importJWK(privateJwk, record.algorithm) };
+    const key: ActiveSigningKey = { kid: record.id, alg: record.algorithm, privateKey: createPrivateKey({ key: privateJwk as never, format: 'jwk' }) };
     this.active.set(providerId, { key, at: Date.now() });
     return key;
   }
 
   /** Every published public key of the provider (the active one first). */
   async publicJwks(providerId: string): Promise<PublicJwks> {
+    return (await this.published(providerId)).jwks;
+  }
+
+  /** The provider's published keys by kid, imported once (cached like the JWKS). */
+  async verificationKeys(providerId: string): Promise<ReadonlyMap<string, VerificationKey>> {
+    return (await this.published(providerId)).byKid;
+  }
+
+  private async published(providerId: string) {
     const cached = this.jwks.get(providerId);
-    if (cached && Date.now() - cached.at < CACHE_TTL_MS) return cached.jwks;
+    if (cached && Date.now() - cached.at < CACHE_TTL_MS) return cached;
     const records = await this.collections.signingKeys.find({ providerId }, { sort: { createdAt: -1 } });
     const jwks = { keys: records.sort((a, b) => Number(b.active) - Number(a.active)).map((r) => r.publicJwk) };
-    this.jwks.set(providerId, { jwks, at: Date.now() });
-    return jwks;
+    const byKid = new Map<string, VerificationKey>();
+    for (const record of records) {
+      byKid.set(record.id, { alg: record.algorithm, key: createPublicKey({ key: record.publicJwk as never, format: 'jwk' }) });
+    }
+    const entry = { jwks, byKid, at: Date.now() };
+    this.jwks.set(providerId, entry);
+    return entry;
+  }
+
+  /** Called whenever a provider's keys may have changed (a new key, deleted keys, a reload). */
+  onInvalidate(listener: (providerId: string) => void): void {
+    this.listeners.push(listener);
   }
 
   /**
@@ -92,5 +119,6 @@ export class SigningKeyService {
   invalidate(providerId: string): void {
     this.active.delete(providerId);
     this.jwks.delete(providerId);
+    for (const listener of this.listeners) listener(providerId);
   }
 }

@@ -2,13 +2,12 @@
  * Access tokens (RFC 9068 JWTs), ID tokens and refresh tokens. Issuing an access token writes
  * nothing: revocation is a denylist of jti until exp, checked when a token is verified.
  */
-import { randomUUID } from 'node:crypto';
-import { SignJWT, createLocalJWKSet, decodeJwt, errors, jwtVerify, type JWTPayload } from 'jose';
-import type { Client, Provider, RefreshToken, User } from './model.js';
-import type { SigningKeyService } from './keys.js';
+import { randomUUID, sign, type KeyObject } from 'node:crypto';
+import { decodeJwt, errors, jwtVerify, type JWTHeaderParameters, type JWTPayload } from 'jose';
+import type { Client, Provider, RefreshToken, SigningAlgorithm, User } from './model.js';
+import type { ActiveSigningKey, SigningKeyService } from './keys.js';
 import type { ProviderService } from './providers.js';
-import { generateSecret, sha256Hex } from './secrets.js';
-import { TtlCache } from './cache.js';
+import { generateSecret, sha256, sha256Hex } from './secrets.js';
 import type { Collections } from '../store/ports.js';
 
 export interface AccessTokenClaims extends JWTPayload {
@@ -59,18 +58,64 @@ export function scopeClaims(user: User, scopes: readonly string[]): Record<strin
 }
 
 const KEY_RELOAD_INTERVAL_MS = 5_000;
+/** Verified access tokens remembered (by SHA-256) until their exp; the oldest go first beyond this. */
+const MAX_VERIFIED_TOKENS = 10_000;
+
+interface VerifiedEntry {
+  claims: AccessTokenClaims;
+  providerId: string;
+}
+
+const base64url = (value: string): string => Buffer.from(value, 'utf8').toString('base64url');
+
+/**
+ * Signs `<header>.<payload>` as a compact JWS (RFC 7515) with node:crypto and the imported
+ * KeyObject. ES256 and EdDSA sign in tens of microseconds, cheaper inline than a thread-pool
+ * round trip; RS256 takes about a millisecond and goes to the thread pool.
+ */
+function signCompact(alg: SigningAlgorithm, key: KeyObject, encodedHeader: string, payload: object): Promise<string> {
+  const input = `${encodedHeader}.${base64url(JSON.stringify(payload))}`;
+  const data = Buffer.from(input, 'latin1');
+  if (alg === 'ES256') return Promise.resolve(`${input}.${sign('sha256', data, { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`);
+  if (alg === 'EdDSA') return Promise.resolve(`${input}.${sign(null, data, key).toString('base64url')}`);
+  return new Promise((resolve, reject) => {
+    sign('sha256', data, key, (error, signature) => (error ? reject(error) : resolve(`${input}.${signature.toString('base64url')}`)));
+  });
+}
+
+/** The protected header of a key and token type, encoded once per key. */
+const encodedHeaders = new WeakMap<ActiveSigningKey, { accessToken: string; idToken: string }>();
+function headersOf(key: ActiveSigningKey): { accessToken: string; idToken: string } {
+  let headers = encodedHeaders.get(key);
+  if (!headers) {
+    headers = {
+      accessToken: base64url(JSON.stringify({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })),
+      idToken: base64url(JSON.stringify({ alg: key.alg, kid: key.kid, typ: 'JWT' })),
+    };
+    encodedHeaders.set(key, headers);
+  }
+  return headers;
+}
 
 const RESERVED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'client_id', 'scope', 'auth_time', 'acr', 'amr', 'typ', 'azp', 'nonce']);
 
 export class TokenService {
-  private readonly jwksByProvider = new TtlCache<ReturnType<typeof createLocalJWKSet>>(30_000, 1_000);
   private readonly keyReloads = new Map<string, number>();
+  /**
+   * Access tokens whose signature and claims verified, keyed by the token's SHA-256 (never the
+   * token itself), kept until exp: a resource server introspects one token many times. What can
+   * change before exp is still checked on every use: the denylist, the provider (deleted or
+   * replaced) and, by the callers, the user. Forgotten when the provider's keys change.
+   */
+  private readonly verified = new Map<string, VerifiedEntry>();
 
   constructor(
     private readonly collections: Pick<Collections, 'revokedTokens' | 'refreshTokens'>,
     private readonly keys: SigningKeyService,
     private readonly providers: ProviderService,
-  ) {}
+  ) {
+    keys.onInvalidate((providerId) => this.forgetVerified(providerId));
+  }
 
   async issueAccessToken(input: IssueInput): Promise<IssuedAccessToken> {
     const { provider, client, user, scopes } = input;
@@ -86,7 +131,7 @@ export class TokenService {
       exp,
       jti: randomUUID(),
     };
-    const token = await new SignJWT(claims).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' }).sign(key.privateKey);
+    const token = await signCompact(key.alg, key.privateKey, headersOf(key).accessToken, claims);
     return { token, claims, expiresIn: Math.max(0, exp - now) };
   }
 
@@ -94,14 +139,17 @@ export class TokenService {
   async issueIdToken(input: IssueInput & { authTime?: number }): Promise<string> {
     const { provider, client, user } = input;
     const { key, now, exp, extra } = await this.prepare(input);
-    return new SignJWT({ ...extra, auth_time: input.authTime ?? now, azp: client.clientId })
-      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
-      .setIssuer(this.providers.issuer(provider))
-      .setSubject(user.id)
-      .setAudience(client.clientId)
-      .setIssuedAt(now)
-      .setExpirationTime(exp)
-      .sign(key.privateKey);
+    const claims = {
+      ...extra,
+      auth_time: input.authTime ?? now,
+      azp: client.clientId,
+      iss: this.providers.issuer(provider),
+      sub: user.id,
+      aud: client.clientId,
+      iat: now,
+      exp,
+    };
+    return signCompact(key.alg, key.privateKey, headersOf(key).idToken, claims);
   }
 
   /** What both token kinds share: the signing key, the lifetime (capped by notAfter), and the scope and mapping claims. */
@@ -110,8 +158,8 @@ export class TokenService {
     const now = Math.floor(Date.now() / 1000);
     let exp = now + input.provider.accessTokenLifetimeSeconds;
     if (input.notAfter) exp = Math.min(exp, Math.floor(input.notAfter.getTime() / 1000));
-    const extra: Record<string, unknown> = { ...scopeClaims(input.user, input.scopes) };
-    for (const [name, value] of Object.entries(input.extraClaims ?? {})) if (!RESERVED_CLAIMS.has(name)) extra[name] = value;
+    const extra = scopeClaims(input.user, input.scopes);
+    if (input.extraClaims) for (const name of Object.keys(input.extraClaims)) if (!RESERVED_CLAIMS.has(name)) extra[name] = input.extraClaims[name];
     return { key, now, exp, extra };
   }
 
@@ -120,7 +168,11 @@ export class TokenService {
    * keys, typ at+jwt, expiry, and the revocation denylist. Null when it is not a live token of ours.
    */
   async verifyAccessToken(token: string): Promise<VerifiedAccessToken | null> {
-    if (token.length > 16_384 || token.split('.').length !== 3) return null;
+    if (token.length > 16_384) return null;
+    const digest = sha256(token).toString('base64');
+    const known = this.verified.get(digest);
+    if (known) return this.recheck(digest, known);
+    if (token.split('.').length !== 3) return null;
     let unverified: JWTPayload;
     try {
       unverified = decodeJwt(token);
@@ -129,35 +181,82 @@ export class TokenService {
     }
     const provider = await this.providerForIssuer(unverified.iss);
     if (!provider) return null;
+    let claims: AccessTokenClaims;
     try {
-      const payload = await this.verifyWithProviderKeys(token, provider);
-      const claims = payload as AccessTokenClaims;
-      if (await this.isRevoked(claims.jti)) return null;
-      return { claims, provider };
+      claims = (await this.verifyWithProviderKeys(token, provider)) as AccessTokenClaims;
     } catch {
       return null;
     }
+    if (typeof claims.jti !== 'string' || typeof claims.exp !== 'number') return null;
+    Object.freeze(claims);
+    this.remember(digest, { claims, providerId: provider.id });
+    if (await this.isRevoked(claims.jti)) return null;
+    return { claims, provider };
+  }
+
+  /** A token verified before: what may have changed since is checked again. */
+  private async recheck(digest: string, entry: VerifiedEntry): Promise<VerifiedAccessToken | null> {
+    const { claims } = entry;
+    // jose's rules: expired when exp <= now; not yet valid when nbf > now (in whole seconds).
+    const now = Math.floor(Date.now() / 1000);
+    if (claims.exp <= now) {
+      this.verified.delete(digest);
+      return null;
+    }
+    if (typeof claims.nbf === 'number' && claims.nbf > now) return null;
+    // The provider may have been deleted (its keys with it) or replaced under the same slug.
+    const provider = await this.providerForIssuer(claims.iss);
+    if (!provider || provider.id !== entry.providerId) {
+      this.verified.delete(digest);
+      return null;
+    }
+    if (await this.isRevoked(claims.jti)) return null;
+    return { claims, provider };
+  }
+
+  private remember(digest: string, entry: VerifiedEntry): void {
+    if (this.verified.size >= MAX_VERIFIED_TOKENS) {
+      // Expired ones first; if none, the oldest (Map order is insertion order).
+      const now = Math.floor(Date.now() / 1000);
+      for (const [key, value] of this.verified) if (value.claims.exp <= now) this.verified.delete(key);
+      if (this.verified.size >= MAX_VERIFIED_TOKENS) this.verified.delete(this.verified.keys().next().value as string);
+    }
+    this.verified.set(digest, entry);
+  }
+
+  private forgetVerified(providerId: string): void {
+    for (const [key, value] of this.verified) if (value.providerId === providerId) this.verified.delete(key);
   }
 
   /**
-   * Keys are cached per provider; a kid we have not seen may be a key another process just made
-   * (algorithm change), so an unknown kid reloads the provider's keys, at most once per 5 s.
+   * Keys are cached per provider and picked by kid; a kid we have not seen may be a key another
+   * process just made (algorithm change), so an unknown kid reloads the provider's keys, at most
+   * once per 5 s.
    */
   private async verifyWithProviderKeys(token: string, provider: Provider): Promise<JWTPayload> {
     const options = {
       issuer: this.providers.issuer(provider), typ: 'at+jwt', algorithms: ['RS256', 'ES256', 'EdDSA'],
       requiredClaims: ['sub', 'exp', 'iat', 'jti', 'client_id'],
     };
-    const load = async () => createLocalJWKSet(await this.keys.publicJwks(provider.id));
+    const verify = async () => {
+      const byKid = await this.keys.verificationKeys(provider.id);
+      const keyFor = (header: JWTHeaderParameters): KeyObject => {
+        const found = typeof header.kid === 'string' ? byKid.get(header.kid) : undefined;
+        if (!found) throw new errors.JWKSNoMatchingKey();
+        // A key is only ever used with the algorithm it was made for.
+        if (found.alg !== header.alg) throw new errors.JOSEAlgNotAllowed('the key is not for this algorithm');
+        return found.key;
+      };
+      return (await jwtVerify(token, keyFor, options)).payload;
+    };
     try {
-      return (await jwtVerify(token, await this.jwksByProvider.getOrLoad(provider.id, load), options)).payload;
+      return await verify();
     } catch (error) {
       const last = this.keyReloads.get(provider.id) ?? 0;
       if (!(error instanceof errors.JWKSNoMatchingKey) || Date.now() - last < KEY_RELOAD_INTERVAL_MS) throw error;
       this.keyReloads.set(provider.id, Date.now());
       this.keys.invalidate(provider.id);
-      this.jwksByProvider.delete(provider.id);
-      return (await jwtVerify(token, await this.jwksByProvider.getOrLoad(provider.id, load), options)).payload;
+      return verify();
     }
   }
 
@@ -202,8 +301,9 @@ export class TokenService {
     return this.collections.refreshTokens.findOne({ tokenHash: sha256Hex(token) });
   }
 
+  /** The admin API changed the provider (its keys may have changed): forget what was verified with them. */
   invalidateProviderKeys(providerId: string): void {
-    this.jwksByProvider.delete(providerId);
+    this.keys.invalidate(providerId);
   }
 
   private async providerForIssuer(iss: unknown): Promise<Provider | null> {
