@@ -7,6 +7,7 @@ import type { AppPassword, User } from './model.js';
 import { NotFoundError, ValidationError } from './errors.js';
 import { generateSecret, sha256Hex } from './secrets.js';
 import { isUsable } from './users.js';
+import { TtlCache } from './cache.js';
 import type { Collections } from '../store/ports.js';
 
 export interface CreateAppPasswordInput {
@@ -23,8 +24,21 @@ export interface VerifiedAppPassword {
 /** lastUsedAt is written at most once a minute per app password, off the response path. */
 const LAST_USED_RESOLUTION_MS = 60_000;
 
+/** How long another process's revocation can go unseen here (this process's own is seen at once). */
+const CACHE_TTL_MS = 2_000;
+
 export class AppPasswordService {
-  constructor(private readonly collections: Pick<Collections, 'appPasswords' | 'users'>) {}
+  /** Live app passwords by secret hash (never by the secret); unknown hashes are not remembered. */
+  private readonly byHash = new TtlCache<AppPassword>(CACHE_TTL_MS);
+
+  /**
+   * `users` reads owners through UserService's brief cache, which the admin API invalidates when a
+   * user changes; without it, owners are read from the store each time.
+   */
+  constructor(
+    private readonly collections: Pick<Collections, 'appPasswords' | 'users'>,
+    private readonly users?: { get(id: string): Promise<User | null> },
+  ) {}
 
   async create(input: CreateAppPasswordInput, secret = generateSecret()): Promise<{ appPassword: AppPassword; secret: string }> {
     const user = await this.collections.users.findOne({ id: input.userId });
@@ -42,6 +56,7 @@ export class AppPasswordService {
       createdAt: new Date(),
     };
     await this.collections.appPasswords.insert(appPassword);
+    this.byHash.delete(appPassword.secretHash);
     return { appPassword, secret };
   }
 
@@ -55,6 +70,7 @@ export class AppPasswordService {
 
   async revoke(id: string): Promise<boolean> {
     const deleted = await this.collections.appPasswords.deleteOne({ id });
+    this.byHash.clear();
     if (!deleted) throw new NotFoundError('app password', id);
     return true;
   }
@@ -65,10 +81,15 @@ export class AppPasswordService {
    */
   async verify(secret: string, username?: string): Promise<VerifiedAppPassword | null> {
     if (secret.length === 0 || secret.length > 512) return null;
-    const appPassword = await this.collections.appPasswords.findOne({ secretHash: sha256Hex(secret) });
+    const secretHash = sha256Hex(secret);
+    let appPassword = this.byHash.get(secretHash) ?? null;
+    if (!appPassword) {
+      appPassword = await this.collections.appPasswords.findOne({ secretHash });
+      if (appPassword) this.byHash.set(secretHash, appPassword);
+    }
     const now = Date.now();
     if (!appPassword || (appPassword.expiresAt && appPassword.expiresAt.getTime() <= now)) return null;
-    const user = await this.collections.users.findOne({ id: appPassword.userId });
+    const user = this.users ? await this.users.get(appPassword.userId) : await this.collections.users.findOne({ id: appPassword.userId });
     if (!user || !isUsable(user, now)) return null;
     if (username !== undefined && user.username !== username) return null;
     this.touch(appPassword, now);
@@ -80,11 +101,14 @@ export class AppPasswordService {
     const existing = await this.collections.appPasswords.findOne({ secretHash: sha256Hex(secret) });
     if (existing?.userId === userId) return;
     if (existing) await this.collections.appPasswords.deleteOne({ id: existing.id });
+    this.byHash.clear();
     await this.create({ userId, description }, secret);
   }
 
   private touch(appPassword: AppPassword, now: number): void {
     if (appPassword.lastUsedAt && now - appPassword.lastUsedAt.getTime() < LAST_USED_RESOLUTION_MS) return;
+    // The cached record (if any) learns the write too, so later uses within the minute skip it.
+    appPassword.lastUsedAt = new Date(now);
     void this.collections.appPasswords
       .updateOne({ id: appPassword.id, $or: [{ lastUsedAt: null }, { lastUsedAt: { $lt: new Date(now - LAST_USED_RESOLUTION_MS) } }] }, { $set: { lastUsedAt: new Date(now) } })
       .catch(() => undefined);

@@ -33,6 +33,7 @@ export function createServices(config: Config, store: Store, logger: Logger, sec
   const keys = new SigningKeyService(store, secretKey);
   const providers = new ProviderService(store, keys, config.publicUrl);
   const events = new EventLog(store, logger);
+  const users = new UserService(store);
   return {
     config,
     store,
@@ -40,8 +41,8 @@ export function createServices(config: Config, store: Store, logger: Logger, sec
     keys,
     providers,
     clients: new ClientService(store),
-    users: new UserService(store),
-    appPasswords: new AppPasswordService(store),
+    users,
+    appPasswords: new AppPasswordService(store, users),
     tokens: new TokenService(store, keys, providers),
     events,
     eventQuery: new EventQuery(store, events),

@@ -78,10 +78,20 @@ export function hashPassword(password: string): Promise<string> {
   return argon2.hash(password, { type: argon2.argon2id });
 }
 
+/** Every attribute of this use is already stored with the same primitive value (the usual case, without serialising). */
+function holdsAll(stored: Record<string, unknown>, attributes: Record<string, unknown>): boolean {
+  for (const key of Object.keys(attributes)) {
+    const value = attributes[key];
+    if (typeof value === 'object' && value !== null) return false;
+    if (!Object.hasOwn(stored, key) || stored[key] !== value) return false;
+  }
+  return true;
+}
+
 /** Whether a generated account's stored attributes or expiry differ from those of this use. */
 function needsRefresh(user: User, attributes: Record<string, unknown>, expiresAt: Date | null): boolean {
   if (user.type !== 'GENERATED_SERVICE_ACCOUNT') return false;
-  const sameAttributes = JSON.stringify(user.attributes) === JSON.stringify({ ...user.attributes, ...attributes });
+  const sameAttributes = holdsAll(user.attributes, attributes) || JSON.stringify(user.attributes) === JSON.stringify({ ...user.attributes, ...attributes });
   const sameExpiry = (user.expiresAt?.getTime() ?? null) === (expiresAt?.getTime() ?? null);
   return !(sameAttributes && sameExpiry);
 }
