@@ -15,6 +15,12 @@ export interface CollectionSpec {
    * answers a filter from one index only: the events' createdAt window serves it better.
    */
   mongoOnlyIndexes?: string[];
+  /**
+   * Indexed fields the embedded store keeps in key order (an AVL tree): those filtered by ranges
+   * or walked in order. Its other indexes are hash maps, which answer equality and $in at once and
+   * a range only by scanning every key. MongoDB ignores this.
+   */
+  ordered?: string[];
   /** A Date field after which (plus `afterSeconds`) the record is removed by the store. */
   ttl?: { field: string; afterSeconds: number };
   /**
@@ -28,22 +34,24 @@ export const COLLECTION_SPECS: Record<keyof Collections, CollectionSpec> = {
   providers: { unique: ['slug'], indexes: [] },
   clients: { unique: ['clientId'], indexes: ['providerId'] },
   users: {
-    unique: ['username'], indexes: ['type', 'createdAt'], ttl: { field: 'expiresAt', afterSeconds: 0 },
+    unique: ['username'], indexes: ['type', 'createdAt'], ordered: ['createdAt'], ttl: { field: 'expiresAt', afterSeconds: 0 },
     json: ['attributes'],
   },
   appPasswords: { unique: ['secretHash'], indexes: ['userId'] },
   signingKeys: { unique: [], indexes: ['providerId'], json: ['publicJwk'] },
   federatedSources: { unique: ['slug'], indexes: [], json: ['jwks'] },
   // Kept a day past expiry so that a late poll still hears expired_token, not invalid_grant.
+  // clientId: only deleting a client or provider filters on it (every authorization of a busy
+  // client shares the key, which each write of one of them would walk in the embedded store).
   deviceAuthorizations: {
-    unique: ['deviceCodeHash', 'userCode'], indexes: ['clientId'],
+    unique: ['deviceCodeHash', 'userCode'], indexes: [], mongoOnlyIndexes: ['clientId'],
     ttl: { field: 'expiresAt', afterSeconds: 86_400 },
   },
   refreshTokens: { unique: ['tokenHash'], indexes: ['familyId', 'userId'], ttl: { field: 'expiresAt', afterSeconds: 0 } },
   revokedTokens: { unique: [], indexes: [], ttl: { field: 'expiresAt', afterSeconds: 0 } },
   // Expiry (retention) is a deployment setting: see collectionSpecs().
   events: {
-    unique: [], indexes: ['createdAt', 'requestId'], mongoOnlyIndexes: ['action', 'clientId', 'username'], json: ['context'],
+    unique: [], indexes: ['createdAt', 'requestId'], ordered: ['createdAt'], mongoOnlyIndexes: ['action', 'clientId', 'username'], json: ['context'],
   },
   expressionPolicies: { unique: ['name'], indexes: [] },
   policyBindings: { unique: [], indexes: ['policyId', 'targetId'] },

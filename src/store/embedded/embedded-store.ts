@@ -18,6 +18,7 @@ import { ConflictError } from '../errors.js';
 import { fromStored, toStored, toStoredFilter, toStoredSort, toStoredUpdate } from '../codec.js';
 import { useAppendLog, type AppendLog } from './append-log.js';
 import { installIndexFastPaths } from './index-updates.js';
+import { useHashIndex } from './hash-index.js';
 
 type Doc = Record<string, unknown>;
 // NeDB is CommonJS whose typings declare an ES default export; load it as CommonJS to get the class.
@@ -284,9 +285,12 @@ async function buildIndexes(db: Datastore<Doc>, spec: CollectionSpec): Promise<v
   // undefined fields), which left TTL indexes empty and range queries on them answering nothing.
   if (spec.ttl) want(spec.ttl.field, { expireAfterSeconds: spec.ttl.afterSeconds });
   for (const fieldName of spec.unique) want(fieldName, { unique: true, sparse: true });
-  const existing = Object.keys((db as unknown as { indexes: Record<string, unknown> }).indexes);
-  for (const fieldName of existing) if (fieldName !== '_id') await db.removeIndexAsync(fieldName);
+  const indexes = (db as unknown as { indexes: Record<string, unknown> }).indexes;
+  for (const fieldName of Object.keys(indexes)) if (fieldName !== '_id') await db.removeIndexAsync(fieldName);
   for (const options of wanted.values()) await db.ensureIndexAsync(options);
+  // Looked up by equality and $in only: a hash map, not an ordered tree (see hash-index.ts).
+  const ordered = new Set(spec.ordered ?? []);
+  for (const fieldName of ['_id', ...wanted.keys()]) if (!ordered.has(fieldName)) useHashIndex(indexes[fieldName]);
 }
 
 export const DEFAULT_EMBEDDED_MAX_EVENTS = 100_000;

@@ -11,11 +11,14 @@
  * - a removal from a key shared by several documents splices it out of the array in place.
  * Anything else (array, compound or missing keys, a key that changed) goes through NeDB's own code.
  *
- * Both mutate the node's array where NeDB would have replaced it. That is safe because NeDB never
+ * On a hashed index (hash-index.ts) the swap is HashTree.replace, and a removal needs no help.
+ *
+ * On a tree both mutate the node's array where NeDB would have replaced it. That is safe because NeDB never
  * keeps an index array while it changes the indexes: _getCandidatesAsync copies the candidates
  * before any update or removal runs, and all of this happens inside NeDB's one-at-a-time executor.
  */
 import { createRequire } from 'node:module';
+import { HashTree } from './hash-index.js';
 
 type Doc = Record<string, unknown>;
 interface Tree {
@@ -24,7 +27,7 @@ interface Tree {
 interface IndexPrototype {
   _fields: string[];
   sparse: boolean;
-  tree: Tree;
+  tree: Tree | HashTree;
   remove(doc: Doc | Doc[]): void;
   updateMultipleDocs(pairs: { oldDoc: Doc; newDoc: Doc }[]): void;
 }
@@ -55,19 +58,27 @@ export function installIndexFastPaths(): void {
   const remove = proto.remove;
 
   proto.updateMultipleDocs = function (this: IndexPrototype, pairs) {
-    const swapped: { data: Doc[]; at: number; oldDoc: Doc }[] = [];
+    const undo: (() => void)[] = [];
     const rest: typeof pairs = [];
+    const tree = this.tree;
     for (const pair of pairs) {
       const before = plainKey(this, pair.oldDoc);
       const after = plainKey(this, pair.newDoc);
       if (before !== undefined && after !== undefined && typeof before === typeof after
         && model.compareThings(before, after) === 0) {
-        const data = this.tree.search(before);
-        const at = data.indexOf(pair.oldDoc);
-        if (at >= 0) {
-          data[at] = pair.newDoc;
-          swapped.push({ data, at, oldDoc: pair.oldDoc });
-          continue;
+        if (tree instanceof HashTree) {
+          if (tree.replace(before, pair.oldDoc, pair.newDoc)) {
+            undo.push(() => tree.replace(before, pair.newDoc, pair.oldDoc));
+            continue;
+          }
+        } else {
+          const data = tree.search(before);
+          const at = data.indexOf(pair.oldDoc);
+          if (at >= 0) {
+            data[at] = pair.newDoc;
+            undo.push(() => { data[at] = pair.oldDoc; });
+            continue;
+          }
         }
       }
       rest.push(pair);
@@ -77,13 +88,14 @@ export function installIndexFastPaths(): void {
       updateMultipleDocs.call(this, rest);
     } catch (error) {
       // NeDB leaves a failing index as it was: so must the swaps.
-      for (const { data, at, oldDoc } of swapped) data[at] = oldDoc;
+      for (const step of undo) step();
       throw error;
     }
   };
 
   proto.remove = function (this: IndexPrototype, doc) {
-    if (!Array.isArray(doc)) {
+    // A hashed index removes a record from a shared key in place already.
+    if (!Array.isArray(doc) && !(this.tree instanceof HashTree)) {
       const key = plainKey(this, doc);
       if (key !== undefined) {
         const data = this.tree.search(key);
