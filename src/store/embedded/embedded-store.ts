@@ -18,6 +18,7 @@ import { ConflictError } from '../errors.js';
 import { fromStored, toStored, toStoredFilter, toStoredSort, toStoredUpdate } from '../codec.js';
 import { useAppendLog, type AppendLog } from './append-log.js';
 import { installIndexFastPaths } from './index-updates.js';
+import { openEventLog, type EventLogCollection } from './event-log.js';
 import { useHashIndex } from './hash-index.js';
 
 type Doc = Record<string, unknown>;
@@ -307,8 +308,15 @@ export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreO
   const databases = new Map<string, Datastore<Doc>>();
   const logs: AppendLog[] = [];
   const collections: Record<string, DocumentCollection<{ id: string }>> = {};
+  let events: EventLogCollection<{ id: string }> | null = null;
   for (const name of COLLECTION_NAMES) {
     const spec = specs[name];
+    if (name === 'events') {
+      // The audit log stays on disk, with a small index in memory (event-log.ts), not in NeDB.
+      const maxRecords = options.maxEvents ?? DEFAULT_EMBEDDED_MAX_EVENTS;
+      collections[name] = events = await openEventLog(path.join(dataDir, `${name}.db`), name, spec, { timeField: 'createdAt', maxRecords });
+      continue;
+    }
     const db = new Datastore<Doc>({ filename: path.join(dataDir, `${name}.db`), timestampData: false });
     logs.push(useAppendLog(db));
     await db.loadDatabaseAsync();
@@ -316,8 +324,7 @@ export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreO
     // Rewrites the append-only file now and then, so it does not grow without bound.
     db.setAutocompactionInterval(10 * 60_000);
     databases.set(name, db);
-    const cap = name === 'events' ? { field: 'createdAt', maxRecords: options.maxEvents ?? DEFAULT_EMBEDDED_MAX_EVENTS } : null;
-    collections[name] = new EmbeddedCollection(name, db, spec, cap);
+    collections[name] = new EmbeddedCollection(name, db, spec);
   }
   return {
     kind: 'embedded',
@@ -331,6 +338,7 @@ export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreO
         await db.compactDatafileAsync();
       }
       for (const log of logs) log.close();
+      await events?.close();
     },
   };
 }
