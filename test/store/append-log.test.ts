@@ -60,6 +60,27 @@ test('the datafile lines are the text NeDB itself would write (dates, nesting, a
   for (const doc of docs) assert.equal(serializeForDatafile(doc), model.serialize(doc));
 });
 
+test('a compaction writes the datafile NeDB\'s own compaction writes', async () => {
+  await withTempDir(async (dir) => {
+    const ours = new Datastore<Doc>({ filename: path.join(dir, 'ours.db') });
+    useAppendLog(ours);
+    const nedbs = new Datastore<Doc>({ filename: path.join(dir, 'nedb.db') });
+    const docs = Array.from({ length: 3000 }, (_, n) => ({
+      _id: `id-${n}`, n, at: new Date(1_700_000_000_000 + n), tags: ['a', String(n)], nested: { s: 'x"\\\n', nil: null }, gone: undefined,
+    }));
+    for (const db of [ours, nedbs]) {
+      await db.loadDatabaseAsync();
+      await db.ensureIndexAsync({ fieldName: 'n', unique: true });
+      await db.insertAsync(docs);
+      await db.removeAsync({ _id: 'id-7' }, {});
+      await db.compactDatafileAsync();
+    }
+    const text = await readFile(path.join(dir, 'ours.db'), 'utf8');
+    assert.equal(text, await readFile(path.join(dir, 'nedb.db'), 'utf8'));
+    assert.equal(text.split('\n').length, 3000 - 1 + 1 + 1); // one removed, the index line, the last newline
+  });
+});
+
 test('writes after a compaction go to the new datafile and survive a reopen', async () => {
   await withTempDir(async (dir) => {
     const filename = path.join(dir, 'a.db');

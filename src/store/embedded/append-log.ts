@@ -18,6 +18,9 @@
  * can fall between the rename and the reopen.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 
 /**
  * NeDB's datafile form of a value: a Date as { $$date: ms }, the rest as JSON. Same text as NeDB's
@@ -39,7 +42,7 @@ export const serializeForDatafile = (doc: unknown): string => JSON.stringify(dat
 interface Persistence {
   filename: string;
   inMemoryOnly: boolean;
-  modes: { fileMode: number };
+  modes: { fileMode: number; dirMode: number };
   persistNewStateAsync(newDocs: unknown[]): Promise<void>;
   persistCachedDatabaseAsync(): Promise<void>;
 }
@@ -71,14 +74,67 @@ export function useAppendLog(db: unknown): AppendLog {
     for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
   };
 
-  const compact = persistence.persistCachedDatabaseAsync.bind(persistence);
   persistence.persistCachedDatabaseAsync = async () => {
     try {
-      await compact();
+      await compact(db as CompactedDatastore, persistence);
     } finally {
       // The datafile is (or may now be) a new file: drop the descriptor of the old one.
       close();
     }
   };
   return { close };
+}
+
+/** What compaction reads of a NeDB Datastore. */
+interface CompactedDatastore {
+  getAllData(): unknown[];
+  indexes: Record<string, { fieldName: string; unique: boolean; sparse: boolean }>;
+  emit(event: 'compaction.done'): void;
+}
+
+const storage = createRequire(import.meta.url)('@seald-io/nedb/lib/storage.js') as {
+  flushToStorageAsync(options: { filename: string; isDir?: boolean; mode?: number }): Promise<void>;
+  existsAsync(filename: string): Promise<boolean>;
+};
+
+/** Text handed to the file system at a time while compacting (bounds the memory, and yields in between). */
+const COMPACTION_CHUNK_CHARS = 1 << 20;
+
+/**
+ * NeDB's compaction (persistCachedDatabaseAsync), writing the same lines with the same crash-safe
+ * steps (flush the directory and the old file, write a temp file, flush it, rename it over the
+ * datafile, flush the directory), but serialized by serializeForDatafile and written in chunks of
+ * about a megabyte: NeDB serialized each record with a replacer, awaited a promise per record and
+ * wrote the file a line at a time through a stream, which held the event loop for a long time on a
+ * large datafile.
+ */
+async function compact(db: CompactedDatastore, persistence: Persistence): Promise<void> {
+  const { filename, modes } = persistence;
+  const directory = path.dirname(filename);
+  const temp = `${filename}~`;
+  // The records as they are now: compaction runs inside NeDB's executor, so nothing changes them meanwhile.
+  const docs: unknown[] = db.getAllData();
+  for (const [fieldName, index] of Object.entries(db.indexes)) {
+    if (fieldName !== '_id') docs.push({ $$indexCreated: { fieldName: index.fieldName, unique: index.unique, sparse: index.sparse } });
+  }
+  await storage.flushToStorageAsync({ filename: directory, isDir: true, mode: modes.dirMode });
+  if (await storage.existsAsync(filename)) await storage.flushToStorageAsync({ filename, mode: modes.fileMode });
+  const handle = await open(temp, 'w', modes.fileMode);
+  try {
+    let text = '';
+    for (const doc of docs) {
+      text += `${serializeForDatafile(doc)}\n`;
+      if (text.length >= COMPACTION_CHUNK_CHARS) {
+        await handle.write(text);
+        text = '';
+      }
+    }
+    if (text.length > 0) await handle.write(text);
+  } finally {
+    await handle.close();
+  }
+  await storage.flushToStorageAsync({ filename: temp, mode: modes.fileMode });
+  await rename(temp, filename);
+  await storage.flushToStorageAsync({ filename: directory, isDir: true, mode: modes.dirMode });
+  db.emit('compaction.done');
 }
