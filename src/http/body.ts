@@ -3,12 +3,12 @@
  * the content type checked, bad UTF-8 refused, and a parameter given twice refused (RFC 6749 §3.1).
  * Values are always strings, so `client_id[$ne]=` is just an odd client_id, never a query operator.
  */
+import { isUtf8 } from 'node:buffer';
 import type { Context } from 'koa';
 import getRawBody from 'raw-body';
 import { OAuthError } from '../oauth/errors.js';
 
 export const FORM_BODY_LIMIT = 64 * 1024;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export type FormParams = Map<string, string>;
 
@@ -16,6 +16,8 @@ export type FormParams = Map<string, string>;
 export function parseFormEncoded(raw: string, where: string): FormParams {
   const params: FormParams = new Map();
   if (raw === '') return params;
+  // Most bodies have no escapes at all: then nothing needs decoding.
+  const plain = raw.indexOf('%') === -1 && raw.indexOf('+') === -1;
   for (const pair of raw.split('&')) {
     if (pair === '') continue;
     const eq = pair.indexOf('=');
@@ -23,11 +25,16 @@ export function parseFormEncoded(raw: string, where: string): FormParams {
     const rawValue = eq === -1 ? '' : pair.slice(eq + 1);
     let name: string;
     let value: string;
-    try {
-      name = decodeURIComponent(rawName.replaceAll('+', ' '));
-      value = decodeURIComponent(rawValue.replaceAll('+', ' '));
-    } catch {
-      throw new OAuthError('invalid_request', `the ${where} is not valid form encoding (bad percent-escape or UTF-8)`);
+    if (plain) {
+      name = rawName;
+      value = rawValue;
+    } else {
+      try {
+        name = decodeURIComponent(rawName.replaceAll('+', ' '));
+        value = decodeURIComponent(rawValue.replaceAll('+', ' '));
+      } catch {
+        throw new OAuthError('invalid_request', `the ${where} is not valid form encoding (bad percent-escape or UTF-8)`);
+      }
     }
     if (params.has(name)) throw new OAuthError('invalid_request', `parameter '${name}' was given more than once`);
     params.set(name, value);
@@ -35,32 +42,69 @@ export function parseFormEncoded(raw: string, where: string): FormParams {
   return params;
 }
 
-export async function readFormBody(ctx: Context): Promise<FormParams> {
-  const length = ctx.request.length;
-  const hasBody = ctx.request.type !== '' || (length !== undefined && length > 0) || ctx.get('transfer-encoding') !== '';
-  if (!hasBody || length === 0) return new Map();
-  if (!ctx.is('application/x-www-form-urlencoded')) {
-    throw new OAuthError('invalid_request', 'the request body must be application/x-www-form-urlencoded');
+type ContentTypeVerdict = 'form' | 'not-form' | 'not-utf8';
+
+/**
+ * The verdict on a Content-Type header value, worked out once per distinct value (clients send the
+ * same few): type-is's parse for the media type, then the charset parameter.
+ */
+const verdicts = new Map<string, ContentTypeVerdict>();
+const MAX_VERDICTS = 64;
+
+function contentTypeVerdict(ctx: Context, contentType: string | undefined): ContentTypeVerdict {
+  const known = contentType === undefined ? undefined : verdicts.get(contentType);
+  if (known !== undefined) return known;
+  let verdict: ContentTypeVerdict = 'form';
+  if (!ctx.is('application/x-www-form-urlencoded')) verdict = 'not-form';
+  else {
+    const charset = /charset=([^;]+)/i.exec(contentType ?? '')?.[1]?.trim().toLowerCase().replaceAll('"', '');
+    if (charset && charset !== 'utf-8' && charset !== 'utf8') verdict = 'not-utf8';
   }
-  const charset = /charset=([^;]+)/i.exec(ctx.get('content-type'))?.[1]?.trim().toLowerCase().replaceAll('"', '');
-  if (charset && charset !== 'utf-8' && charset !== 'utf8') {
-    throw new OAuthError('invalid_request', 'the request body must be UTF-8');
+  if (contentType !== undefined && verdicts.size < MAX_VERDICTS) verdicts.set(contentType, verdict);
+  return verdict;
+}
+
+const tooLarge = () => new OAuthError('invalid_request', `the request body exceeds ${FORM_BODY_LIMIT} bytes`, undefined, 413);
+
+/** The body's bytes: already parsed (the usual case: it came with the headers), else read as it arrives. */
+async function bodyBytes(ctx: Context, length: number | undefined): Promise<Buffer> {
+  const req = ctx.req;
+  if (length !== undefined && length > FORM_BODY_LIMIT) throw tooLarge();
+  // The 'request' event fires while the parser is still on the headers; a body that came in the
+  // same packet is complete one microtask later, and is then taken from the buffer in one read.
+  if (!req.complete) await undefined;
+  if (req.complete && !req.readableFlowing && !req.readableDidRead) {
+    const buffer = (req.read() as Buffer | null) ?? Buffer.alloc(0);
+    if (buffer.length > FORM_BODY_LIMIT) throw tooLarge();
+    return buffer;
   }
-  let buffer: Buffer;
   try {
-    buffer = await getRawBody(ctx.req, { limit: FORM_BODY_LIMIT, length: length ?? null });
+    return await getRawBody(req, { limit: FORM_BODY_LIMIT, length: length ?? null });
   } catch (error) {
-    const e = error as { type?: string; status?: number };
-    if (e.type === 'entity.too.large') throw new OAuthError('invalid_request', `the request body exceeds ${FORM_BODY_LIMIT} bytes`, undefined, 413);
+    if ((error as { type?: string }).type === 'entity.too.large') throw tooLarge();
     throw new OAuthError('invalid_request', 'the request body could not be read', String((error as Error).message));
   }
-  let text: string;
-  try {
-    text = utf8.decode(buffer);
-  } catch {
-    throw new OAuthError('invalid_request', 'the request body is not valid UTF-8');
-  }
-  return parseFormEncoded(text, 'request body');
+}
+
+export async function readFormBody(ctx: Context): Promise<FormParams> {
+  const headers = ctx.req.headers;
+  const contentType = headers['content-type'];
+  const contentLength = headers['content-length'];
+  const transferEncoding = headers['transfer-encoding'];
+  const parsedLength = contentLength === undefined || contentLength === '' ? NaN : Number.parseInt(contentLength, 10);
+  const length = Number.isNaN(parsedLength) ? undefined : parsedLength;
+  const typed = contentType !== undefined && contentType !== '' && contentType.split(';', 1)[0] !== '';
+  const hasBody = typed || (length !== undefined && length > 0) || (transferEncoding !== undefined && transferEncoding !== '');
+  if (!hasBody || length === 0) return new Map();
+  // type-is sees no body without Transfer-Encoding or a numeric Content-Length: then it is not a form either.
+  const verdict = transferEncoding === undefined && length === undefined ? 'not-form' : contentTypeVerdict(ctx, contentType);
+  if (verdict === 'not-form') throw new OAuthError('invalid_request', 'the request body must be application/x-www-form-urlencoded');
+  if (verdict === 'not-utf8') throw new OAuthError('invalid_request', 'the request body must be UTF-8');
+  const buffer = await bodyBytes(ctx, length);
+  if (!isUtf8(buffer)) throw new OAuthError('invalid_request', 'the request body is not valid UTF-8');
+  // A leading byte order mark is dropped, as TextDecoder does.
+  const start = buffer.length >= 3 && buffer[0] === 0xef && buffer[1] === 0xbb && buffer[2] === 0xbf ? 3 : 0;
+  return parseFormEncoded(buffer.toString('utf8', start), 'request body');
 }
 
 /** The query string under the same rules (used where a parameter may come in the query). */

@@ -15,9 +15,10 @@ export type OAuthHandler = (ctx: Context, request: OAuthRequest) => Promise<void
 
 export function oauthEndpoint(handler: OAuthHandler): Middleware {
   return async (ctx) => {
-    ctx.set('Cache-Control', 'no-store');
-    ctx.set('Pragma', 'no-cache');
-    const body = ctx.method === 'POST' ? await readFormBody(ctx) : new Map<string, string>();
+    const res = ctx.res;
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Pragma', 'no-cache');
+    const body = ctx.req.method === 'POST' ? await readFormBody(ctx) : new Map<string, string>();
     await handler(ctx, { body, requestId: ctx.state.requestId as string });
   };
 }
