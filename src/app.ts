@@ -2,14 +2,13 @@
 import Koa from 'koa';
 import Router from '@koa/router';
 import type { Services } from './domain/services.js';
-import { requestId } from './http/request-id.js';
-import { accessLog, errorBodies } from './http/errors.js';
+import { requestFrame } from './http/frame.js';
 import { HttpMetrics } from './http/metrics.js';
 import { jsonBody } from './http/json-body.js';
 import { discoveryEndpoint, jwksEndpoint } from './oauth/discovery.js';
 import { createAdminMiddleware, GRAPHQL_BODY_LIMIT } from './admin/http.js';
 import { registerOAuthRoutes } from './oauth/routes.js';
-import { both } from './http/routing.js';
+import { both, routes } from './http/routing.js';
 
 export interface TesseraApp {
   koa: Koa;
@@ -50,11 +49,9 @@ export async function createApp(services: Services): Promise<TesseraApp> {
   const admin = await createAdminMiddleware(services);
   router.all('/graphql', jsonBody(GRAPHQL_BODY_LIMIT), admin.middleware);
 
-  koa.use(requestId());
-  koa.use(accessLog(services.logger));
-  koa.use(metrics.middleware());
-  koa.use(errorBodies(services.logger));
-  koa.use(router.routes());
+  // Request id, error bodies, metrics and the access log in one frame around everything.
+  koa.use(requestFrame(services.logger, metrics));
+  koa.use(routes(router));
   koa.use(router.allowedMethods());
   koa.use(async (ctx) => {
     if (ctx.status === 404 && ctx.body === undefined) {

@@ -1,12 +1,21 @@
-import type { Middleware } from 'koa';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+type LatencyChild = ReturnType<Histogram<'route' | 'method'>['labels']>;
+
+/** One route and method: its latency series, and request counts by status (summed here, handed to prom-client on a scrape). */
+interface Series {
+  route: string;
+  method: string;
+  latency: LatencyChild;
+  byStatus: Map<number, number>;
+}
 
 export class HttpMetrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({
-    name: 'tessera_http_requests_total', help: 'HTTP requests by route, method and status',
-    labelNames: ['route', 'method', 'status'] as const, registers: [this.registry],
-  });
+  /** Series by route pattern, then method: bounded by the routes and the methods Node's parser accepts. */
+  private readonly series = new Map<string, Map<string, Series>>();
+
+  readonly requests: Counter<'route' | 'method' | 'status'>;
   readonly latency = new Histogram({
     name: 'tessera_http_request_duration_seconds', help: 'HTTP request latency by route',
     labelNames: ['route', 'method'] as const, registers: [this.registry],
@@ -14,22 +23,33 @@ export class HttpMetrics {
   });
 
   constructor() {
+    const series = this.series;
+    this.requests = new Counter({
+      name: 'tessera_http_requests_total', help: 'HTTP requests by route, method and status',
+      labelNames: ['route', 'method', 'status'] as const, registers: [this.registry],
+      // Counting per request is an integer add here; prom-client's label hashing runs once per scrape.
+      collect() {
+        this.reset();
+        for (const byMethod of series.values()) {
+          for (const s of byMethod.values()) {
+            for (const [status, count] of s.byStatus) this.inc({ route: s.route, method: s.method, status: String(status) }, count);
+          }
+        }
+      },
+    });
     collectDefaultMetrics({ register: this.registry, prefix: 'tessera_' });
   }
 
-  /** Labels by matched route pattern (never the raw path, which would explode cardinality). */
-  middleware(): Middleware {
-    return async (ctx, next) => {
-      const start = process.hrtime.bigint();
-      try {
-        await next();
-      } finally {
-        // No matched route (404, or 405 on a known path with another method): one label, never the raw path.
-        const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
-        const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-        this.requests.inc({ route: String(route), method: ctx.method, status: String(ctx.status) });
-        this.latency.observe({ route: String(route), method: ctx.method }, seconds);
-      }
-    };
+  /**
+   * One finished request, labelled by its matched route pattern (never the raw path, which would
+   * explode cardinality; 'unmatched' for 404s and 405s).
+   */
+  observe(route: string, method: string, status: number, seconds: number): void {
+    let byMethod = this.series.get(route);
+    if (byMethod === undefined) this.series.set(route, (byMethod = new Map()));
+    let s = byMethod.get(method);
+    if (s === undefined) byMethod.set(method, (s = { route, method, latency: this.latency.labels(route, method), byStatus: new Map() }));
+    s.byStatus.set(status, (s.byStatus.get(status) ?? 0) + 1);
+    s.latency.observe(seconds);
   }
 }
