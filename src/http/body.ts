@@ -71,8 +71,9 @@ async function bodyBytes(ctx: Context, length: number | undefined): Promise<Buff
   const req = ctx.req;
   if (length !== undefined && length > FORM_BODY_LIMIT) throw tooLarge();
   // The 'request' event fires while the parser is still on the headers; a body that came in the
-  // same packet is complete one microtask later, and is then taken from the buffer in one read.
-  if (!req.complete) await undefined;
+  // same packet is parsed right after, in the same turn of the event loop. By the next turn it is
+  // complete and is taken from the buffer in one read, without a stream pipeline per request.
+  if (!req.complete) await new Promise<void>((resolve) => setImmediate(resolve));
   if (req.complete && !req.readableFlowing && !req.readableDidRead) {
     const buffer = (req.read() as Buffer | null) ?? Buffer.alloc(0);
     if (buffer.length > FORM_BODY_LIMIT) throw tooLarge();
