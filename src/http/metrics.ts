@@ -1,42 +1,106 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue, type MetricValueWithName } from 'prom-client';
 
-type LatencyChild = ReturnType<Histogram<'route' | 'method'>['labels']>;
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
-/** One route and method: its latency series, and request counts by status (summed here, handed to prom-client on a scrape). */
+/** One route and method: request counts by status and the latency histogram, summed here per request. */
 interface Series {
-  route: string;
-  method: string;
-  latency: LatencyChild;
+  labels: { route: string; method: string };
   byStatus: Map<number, number>;
+  /** Requests per latency bucket (not cumulative); the last slot is above the largest bound. */
+  buckets: number[];
+  sum: number;
+  count: number;
+}
+
+type SeriesSource = () => Iterable<Series>;
+
+/**
+ * prom-client's counter and histogram hash their label object on every call (about 1 µs a request
+ * for the two); here a request is an integer add in its series, and prom-client's metric objects
+ * (names, help, types, exposition format) read the sums when scraped.
+ */
+const COUNTER = { name: 'tessera_http_requests_total', help: 'HTTP requests by route, method and status', type: 'counter', aggregator: 'sum' } as const;
+const HISTOGRAM = { name: 'tessera_http_request_duration_seconds', help: 'HTTP request latency by route', type: 'histogram', aggregator: 'sum' } as const;
+
+class RequestCounter extends Counter<'route' | 'method' | 'status'> {
+  // Set after super(), whose constructor already calls reset().
+  private source: SeriesSource | undefined;
+
+  constructor(source: SeriesSource, registry: Registry) {
+    super({ name: COUNTER.name, help: COUNTER.help, labelNames: ['route', 'method', 'status'] as const, registers: [registry] });
+    this.source = source;
+  }
+
+  override async get(): Promise<MetricObjectWithValues<MetricValue<'route' | 'method' | 'status'>>> {
+    const values: MetricValue<'route' | 'method' | 'status'>[] = [];
+    for (const s of this.source?.() ?? []) {
+      for (const [status, count] of s.byStatus) values.push({ labels: { ...s.labels, status: String(status) }, value: count });
+    }
+    return { ...COUNTER, values } as unknown as MetricObjectWithValues<MetricValue<'route' | 'method' | 'status'>>;
+  }
+
+  override reset(): void {
+    if (!this.source) return super.reset();
+    for (const s of this.source()) s.byStatus.clear();
+  }
+}
+
+class LatencyHistogram extends Histogram<'route' | 'method'> {
+  private source: SeriesSource | undefined;
+
+  constructor(source: SeriesSource, registry: Registry) {
+    super({ name: HISTOGRAM.name, help: HISTOGRAM.help, labelNames: ['route', 'method'] as const, registers: [registry], buckets: LATENCY_BUCKETS });
+    this.source = source;
+  }
+
+  /** The registry's text exposition reads this; the shape is prom-client's own (bucket labels `le`, the series' labels shared). */
+  async getForPromString(): Promise<MetricObjectWithValues<MetricValueWithName<'route' | 'method'>>> {
+    const values: (MetricValueWithName<'route' | 'method'> & { sharedLabels: Series['labels']; exemplar: null })[] = [];
+    const bucketName = `${HISTOGRAM.name}_bucket`;
+    for (const s of this.source?.() ?? []) {
+      if (s.count === 0) continue;
+      let cumulative = 0;
+      LATENCY_BUCKETS.forEach((le, i) => {
+        cumulative += s.buckets[i]!;
+        values.push({ labels: { le } as never, sharedLabels: s.labels, value: cumulative, metricName: bucketName, exemplar: null });
+      });
+      values.push(
+        { labels: { le: '+Inf' } as never, sharedLabels: s.labels, value: s.count, metricName: bucketName, exemplar: null },
+        { labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${HISTOGRAM.name}_sum`, exemplar: null },
+        { labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${HISTOGRAM.name}_count`, exemplar: null },
+      );
+    }
+    return { ...HISTOGRAM, values } as unknown as MetricObjectWithValues<MetricValueWithName<'route' | 'method'>>;
+  }
+
+  override async get(): Promise<MetricObjectWithValues<MetricValueWithName<'route' | 'method'>>> {
+    const data = await this.getForPromString();
+    data.values = data.values.map((v) => {
+      const { sharedLabels, ...value } = v as typeof v & { sharedLabels: Series['labels'] };
+      return { ...value, labels: { ...value.labels, ...sharedLabels } };
+    });
+    return data;
+  }
+
+  override reset(): void {
+    if (!this.source) return super.reset();
+    for (const s of this.source()) {
+      s.buckets.fill(0);
+      s.sum = 0;
+      s.count = 0;
+    }
+  }
 }
 
 export class HttpMetrics {
   readonly registry = new Registry();
   /** Series by route pattern, then method: bounded by the routes and the methods Node's parser accepts. */
   private readonly series = new Map<string, Map<string, Series>>();
-
-  readonly requests: Counter<'route' | 'method' | 'status'>;
-  readonly latency = new Histogram({
-    name: 'tessera_http_request_duration_seconds', help: 'HTTP request latency by route',
-    labelNames: ['route', 'method'] as const, registers: [this.registry],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-  });
+  private readonly all = (): Iterable<Series> => [...this.series.values()].flatMap((byMethod) => [...byMethod.values()]);
+  readonly requests = new RequestCounter(this.all, this.registry);
+  readonly latency = new LatencyHistogram(this.all, this.registry);
 
   constructor() {
-    const series = this.series;
-    this.requests = new Counter({
-      name: 'tessera_http_requests_total', help: 'HTTP requests by route, method and status',
-      labelNames: ['route', 'method', 'status'] as const, registers: [this.registry],
-      // Counting per request is an integer add here; prom-client's label hashing runs once per scrape.
-      collect() {
-        this.reset();
-        for (const byMethod of series.values()) {
-          for (const s of byMethod.values()) {
-            for (const [status, count] of s.byStatus) this.inc({ route: s.route, method: s.method, status: String(status) }, count);
-          }
-        }
-      },
-    });
     collectDefaultMetrics({ register: this.registry, prefix: 'tessera_' });
   }
 
@@ -48,8 +112,15 @@ export class HttpMetrics {
     let byMethod = this.series.get(route);
     if (byMethod === undefined) this.series.set(route, (byMethod = new Map()));
     let s = byMethod.get(method);
-    if (s === undefined) byMethod.set(method, (s = { route, method, latency: this.latency.labels(route, method), byStatus: new Map() }));
+    if (s === undefined) {
+      s = { labels: { route, method }, byStatus: new Map(), buckets: new Array<number>(LATENCY_BUCKETS.length + 1).fill(0), sum: 0, count: 0 };
+      byMethod.set(method, s);
+    }
     s.byStatus.set(status, (s.byStatus.get(status) ?? 0) + 1);
-    s.latency.observe(seconds);
+    let i = 0;
+    while (i < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[i]!) i++;
+    s.buckets[i]!++;
+    s.sum += seconds;
+    s.count++;
   }
 }
