@@ -3,7 +3,7 @@
  * order, so a deep page costs what the first one does (an index range, never a skip over every
  * earlier record), and records inserted meanwhile neither repeat nor vanish from later pages.
  */
-import type { DocumentCollection, Filter, Operators } from '../store/ports.js';
+import type { DocumentCollection, Filter } from '../store/ports.js';
 import { ValidationError } from './errors.js';
 
 export interface PagePosition {
@@ -34,67 +34,39 @@ export function validatePageSize(first: number | null | undefined): number {
   return first;
 }
 
-/** The first window a page looks in; each miss makes it WINDOW_GROWTH times wider. */
-const FIRST_WINDOW_MS = 1_000;
-const WINDOW_GROWTH = 16;
-/** Windows up to this wide are tried before asking how far the records reach at all. */
-const PROBE_LIMIT_MS = 86_400_000;
-
 /**
  * One page in (createdAt, id) order: `order` -1 = newest first, 1 = oldest first. The filter may
- * use $or and $and (kept apart from the page condition); it must not use `id` inside $and.
+ * use $or and $and (kept apart from the page condition); it must not use `createdAt` at its top
+ * level, nor `id` inside $and.
  *
- * A store sorts everything a query matches before it applies the limit, and the embedded store
- * does so in memory, so "the 50 newest of 100,000" would sort 100,000 records. So the page is
- * looked for in a time window next to the cursor (or next to now), widened until it holds a page;
- * whether it does is asked without sorting (a query with a limit stops early), and only the window
- * that does is sorted: about as many records as the page needs. Both stores answer the range on
- * createdAt from its index. Every record outside the window comes after every record inside it,
- * so a window's first N records are the page.
- *
- * Past a day (or at once for `sparse` filters such as a search), one unsorted query over everything either finds that fewer than a page match at
- * all (a narrow search: done, and the total is known) or yields records whose farthest bounds how
- * wide the window ever needs to grow.
+ * Asked in createdAt order only, which both stores answer from their createdAt index in order,
+ * stopping at the limit (MongoDB walks the index; the embedded store walks its index tree, see
+ * store/embedded/sorted-page.ts), where (createdAt, id) would have them sort every match first:
+ * neither has an index on the pair. The page is then completed with the records that share the
+ * last one's createdAt: those are the only ones whose place the createdAt order leaves open (every
+ * record nearer than it is in the answer, every one farther comes after all of them), and the id
+ * orders them. `options` is no longer needed (the old window search asked how sparse matches were).
  */
 export async function keysetPage<T extends { id: string; createdAt: Date }>(
   collection: DocumentCollection<T>,
   filter: Filter,
   request: PageRequest,
   order: 1 | -1,
-  options: { sparse?: boolean } = {},
+  _options: { sparse?: boolean } = {},
 ): Promise<Page<T>> {
   const limit = request.first + 1;
-  const sort = { createdAt: order, id: order } as const;
-  const page = (rows: T[]): Page<T> => ({ items: rows.slice(0, request.first), hasNextPage: rows.length === limit });
-  const inWindow = (edge: number | null) => pageFilter(filter, request.after, order, edge === null ? null : new Date(edge));
-  const sortedPage = async (edge: number | null) => page(await collection.find(inWindow(edge), { sort, limit }));
-  const holdsPage = async (edge: number) => (await collection.find(inWindow(edge), { limit })).length === limit;
-
-  const anchor = request.after?.createdAt.getTime() ?? (order === -1 ? Date.now() : null);
-  // Oldest first with no cursor has nothing to anchor a window to.
-  if (anchor === null) return sortedPage(null);
-  const reachable = (edge: number) => (order === -1 ? edge > 0 : edge < Date.now() + PROBE_LIMIT_MS);
-
-  let span = FIRST_WINDOW_MS;
-  // Windows over sparse matches would each scan their records and find too few: try one, then ask.
-  const probeLimit = options.sparse ? FIRST_WINDOW_MS : PROBE_LIMIT_MS;
-  for (; span <= probeLimit && reachable(anchor + order * span); span *= WINDOW_GROWTH) {
-    if (await holdsPage(anchor + order * span)) return sortedPage(anchor + order * span);
+  const paged = pageFilter(filter, request.after, order);
+  const rows = await collection.find(paged, { sort: { createdAt: order }, limit });
+  if (rows.length < limit) {
+    // Every match is here: no ties are missing, and a first page knows the total.
+    rows.sort(compareBy(order));
+    return { items: rows.slice(0, request.first), hasNextPage: false, ...(request.after ? {} : { totalCount: rows.length }) };
   }
-
-  const sample = await collection.find(inWindow(null), { limit });
-  if (sample.length < limit) return { ...page(sample.sort(compareBy(order))), ...(request.after ? {} : { totalCount: sample.length }) };
-  // [anchor, farthest] holds at least a page.
-  const times = sample.map((r) => r.createdAt.getTime());
-  const farthest = order === -1 ? Math.min(...times) : Math.max(...times);
-  for (; ; span *= WINDOW_GROWTH) {
-    const edge = anchor + order * span;
-    if (order === -1 ? edge <= farthest : edge >= farthest) break;
-    if (await holdsPage(edge)) return sortedPage(edge);
-  }
-  const last = await sortedPage(farthest);
-  // Records deleted meanwhile can leave even that window short: then ask without one.
-  return last.hasNextPage ? last : sortedPage(null);
+  const last = rows[rows.length - 1]!.createdAt;
+  const nearer = rows.filter((row) => row.createdAt.getTime() !== last.getTime());
+  const ties = await collection.find({ ...paged, createdAt: last });
+  const all = [...nearer, ...ties].sort(compareBy(order));
+  return { items: all.slice(0, request.first), hasNextPage: all.length > request.first };
 }
 
 function compareBy(order: 1 | -1) {
@@ -102,21 +74,15 @@ function compareBy(order: 1 | -1) {
     order * (a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
-/** Records after the cursor in the page order, within the window (createdAt ≥ edge newest first, ≤ edge oldest first). */
-function pageFilter(filter: Filter, after: PagePosition | null, order: 1 | -1, windowEdge: Date | null): Filter {
-  const [towards, strictly, back] = order === 1 ? (['$gte', '$gt', '$lte'] as const) : (['$lte', '$lt', '$gte'] as const);
-  const range: Operators = {};
-  if (after) range[towards] = after.createdAt;
-  if (windowEdge) range[back] = windowEdge;
-  if (!after && !windowEdge) return filter;
+/** Records after the cursor in the page order. */
+function pageFilter(filter: Filter, after: PagePosition | null, order: 1 | -1): Filter {
+  if (!after) return filter;
+  const [towards, strictly] = order === 1 ? (['$gte', '$gt'] as const) : (['$lte', '$lt'] as const);
   const { $or, ...rest } = filter;
   // The range on createdAt stays at the top so both stores answer it from the createdAt index;
   // the cursor's $or only breaks ties between records created in the same millisecond.
-  const paged: Filter = { ...rest, createdAt: range };
-  if (after) paged.$or = [{ createdAt: { [strictly]: after.createdAt } }, { id: { [strictly]: after.id } }];
-  if ($or) {
-    if (paged.$or) paged.$and = [...((rest.$and as Filter[] | undefined) ?? []), { $or }];
-    else paged.$or = $or;
-  }
+  const paged: Filter = { ...rest, createdAt: { [towards]: after.createdAt } };
+  paged.$or = [{ createdAt: { [strictly]: after.createdAt } }, { id: { [strictly]: after.id } }];
+  if ($or) paged.$and = [...((rest.$and as Filter[] | undefined) ?? []), { $or }];
   return paged;
 }

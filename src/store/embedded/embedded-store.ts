@@ -18,6 +18,7 @@ import { ConflictError } from '../errors.js';
 import { fromStored, toStored, toStoredFilter, toStoredSort, toStoredUpdate } from '../codec.js';
 import { useAppendLog, type AppendLog } from './append-log.js';
 import { installIndexFastPaths } from './index-updates.js';
+import { countMatching, orderedFind } from './sorted-page.js';
 import { openEventLog, type EventLogCollection } from './event-log.js';
 import { useHashIndex } from './hash-index.js';
 
@@ -226,8 +227,11 @@ class EmbeddedCollection<T extends { id: string }> implements DocumentCollection
   }
 
   async find(filter: Filter, options: FindOptions = {}): Promise<T[]> {
-    let cursor = this.db.findAsync(query(filter));
     const sort = toStoredSort(options.sort);
+    // A sorted page walks the index of its first sort key, stopping at the limit (sorted-page.ts).
+    const walked = orderedFind(this.db, query(filter), sort, options);
+    if (walked) return walked.map((doc) => fromStored<T>(doc, this.spec)!);
+    let cursor = this.db.findAsync(query(filter));
     if (sort) cursor = cursor.sort(sort);
     if (options.skip) cursor = cursor.skip(options.skip);
     if (options.limit !== undefined) cursor = cursor.limit(options.limit);
@@ -236,7 +240,7 @@ class EmbeddedCollection<T extends { id: string }> implements DocumentCollection
   }
 
   async count(filter: Filter): Promise<number> {
-    return this.db.countAsync(query(filter));
+    return countMatching(this.db, query(filter)) ?? this.db.countAsync(query(filter));
   }
 
   async updateOne(filter: Filter, update: Update): Promise<T | null> {
