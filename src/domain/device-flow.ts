@@ -7,7 +7,7 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import type { Client, DeviceAuthorization, Provider } from './model.js';
 import { alphabetIsCaseInsensitive, userCodeAlphabet } from './providers.js';
-import { generateSecret, sha256Hex } from './secrets.js';
+import { generateSecret, randomBelow, sha256Hex } from './secrets.js';
 import type { Collections } from '../store/ports.js';
 import type { DeviceAuthorizationRepository } from '../store/repositories.js';
 import { ConflictError } from '../store/errors.js';
@@ -17,13 +17,14 @@ export const MAX_USER_CODE_ENTRY = 80;
 const MAX_INSERT_ATTEMPTS = 10;
 
 /**
- * A user code of `length` characters of `alphabet`. crypto.randomInt draws each character
- * uniformly (it rejects out-of-range samples internally), so there is no modulo bias.
+ * A user code of `length` characters of `alphabet`, each drawn uniformly by rejection sampling
+ * (randomBelow for alphabets up to 256 characters, crypto.randomInt beyond), so no modulo bias.
  */
 export function generateUserCode(alphabet: string, length: number): string {
   if (alphabet.length < 2) throw new Error('a user-code alphabet needs at least 2 characters');
+  const n = alphabet.length;
   let code = '';
-  for (let i = 0; i < length; i++) code += alphabet[randomInt(alphabet.length)];
+  for (let i = 0; i < length; i++) code += alphabet[n <= 256 ? randomBelow(n) : randomInt(n)];
   return code;
 }
 

@@ -43,8 +43,16 @@ export function userCodeAlphabet(settings: Pick<DeviceFlowSettings, 'userCodeCha
 
 /** Letters are case-insensitive on entry unless the alphabet itself tells cases apart. */
 export function alphabetIsCaseInsensitive(alphabet: string): boolean {
-  return new Set(alphabet.toUpperCase()).size === new Set(alphabet).size;
+  let known = caseInsensitiveAlphabets.get(alphabet);
+  if (known === undefined) {
+    known = new Set(alphabet.toUpperCase()).size === new Set(alphabet).size;
+    // Providers have a handful of alphabets; the bound only guards against unbounded growth.
+    if (caseInsensitiveAlphabets.size >= 1_000) caseInsensitiveAlphabets.clear();
+    caseInsensitiveAlphabets.set(alphabet, known);
+  }
+  return known;
 }
+const caseInsensitiveAlphabets = new Map<string, boolean>();
 
 export function userCodeEntropyBits(length: number, alphabetSize: number): number {
   return alphabetSize < 2 ? 0 : length * Math.log2(alphabetSize);

@@ -28,9 +28,34 @@ export function verificationUri(services: Pick<Services, 'config'>, provider: Pr
 }
 
 export function verificationUriComplete(base: string, userCode: string): string {
+  const prefix = plainPrefix(base);
+  // User codes are printable ASCII; anything else takes URL's own path.
+  if (prefix !== null && /^[\x20-\x7e]*$/.test(userCode)) return prefix + formEncode(userCode);
   const url = new URL(base);
   url.searchParams.set('code', userCode);
   return url.toString();
+}
+
+/**
+ * For a base URI without query or fragment (the usual case), `<href>?code=`: what URL's
+ * searchParams.set would produce up to the value, worked out once per base instead of per request.
+ */
+const prefixes = new Map<string, string | null>();
+function plainPrefix(base: string): string | null {
+  let prefix = prefixes.get(base);
+  if (prefix === undefined) {
+    const { href } = new URL(base);
+    prefix = href.includes('?') || href.includes('#') ? null : `${href}?code=`;
+    if (prefixes.size >= 1_000) prefixes.clear();
+    prefixes.set(base, prefix);
+  }
+  return prefix;
+}
+
+/** application/x-www-form-urlencoded serialisation of one printable-ASCII value, as URLSearchParams does it. */
+function formEncode(value: string): string {
+  if (/^[A-Za-z0-9*._-]*$/.test(value)) return value;
+  return encodeURIComponent(value).replace(/%20/g, '+').replace(/[!'()~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /** A parameter that may come in the body or the query string, but not both. */
