@@ -44,6 +44,8 @@ export interface ProviderLookup {
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+/** Stateless for whole inputs, so one decoder serves every request. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 const MAX_CREDENTIAL_LENGTH = 8192;
 
 function invalidClient(description: string, viaBasic: boolean, detail?: string): OAuthError {
@@ -62,6 +64,8 @@ function formDecode(value: string): string | null {
 
 /** The decoded value first, then the value as sent where decoding changed (or failed on) it. */
 function variants(raw: string): string[] {
+  // Without '%' or '+' decoding changes nothing (the usual case: generated ids and secrets are base64url).
+  if (!raw.includes('%') && !raw.includes('+')) return [raw];
   const decoded = formDecode(raw);
   if (decoded === null) return [raw];
   return decoded === raw ? [raw] : [decoded, raw];
@@ -73,10 +77,9 @@ export function parseBasicAuthorization(header: string): { clientIds: string[]; 
     throw invalidClient('the Basic authorization header is malformed (expected base64 of client_id:client_secret)', true);
   }
   const decoded = Buffer.from(match[1]!, 'base64');
-  const text = new TextDecoder('utf-8', { fatal: true });
   let credentials: string;
   try {
-    credentials = text.decode(decoded);
+    credentials = utf8.decode(decoded);
   } catch {
     throw invalidClient('the Basic credentials are not valid UTF-8', true);
   }

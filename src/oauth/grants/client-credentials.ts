@@ -132,9 +132,22 @@ function assertGeneratedAccount(user: User, expected: Record<string, string>, us
   if (!user.isActive) throw invalidGrant('the token cannot be issued for this identity', `generated service account '${username}' is inactive`);
 }
 
+/** Rule 3's account names, worked out once per (provider slug, client_id): the name is a pure function of them. */
+const clientAccountNames = new Map<string, string>();
+function clientAccountName(providerSlug: string, clientId: string): string {
+  const key = `${providerSlug}/${clientId}`;
+  let name = clientAccountNames.get(key);
+  if (name === undefined) {
+    name = clientServiceAccountUsername(providerSlug, clientId);
+    if (clientAccountNames.size >= 10_000) clientAccountNames.clear();
+    clientAccountNames.set(key, name);
+  }
+  return name;
+}
+
 async function clientSecretIdentity(services: Services, provider: Provider, client: Client, attempt: Attempt): Promise<Identity> {
   attempt.rule = 'client_secret';
-  const username = clientServiceAccountUsername(provider.slug, client.clientId);
+  const username = clientAccountName(provider.slug, client.clientId);
   attempt.username = username;
   const attributes = { providerId: provider.id, clientId: client.clientId };
   const user = await services.users.ensureGeneratedServiceAccount(username, attributes, null);
@@ -296,7 +309,7 @@ function grantedScopes(client: Client, requested: string | undefined): string[] 
 async function handle(services: Services, request: TokenRequest, grantType: string): Promise<TokenResponse> {
   const { client, provider } = request.client;
   const attempt: Attempt = { rule: 'none', username: null, context: {} };
-  const base = { grantType, providerId: provider.id, authMethod: request.client.method };
+  const authMethod = request.client.method;
   try {
     const scopes = grantedScopes(client, request.params.get('scope') ?? request.params.get('scopes'));
     const identity = await identify(services, request, attempt);
@@ -320,7 +333,10 @@ async function handle(services: Services, request: TokenRequest, grantType: stri
       requestId: request.requestId,
       clientId: client.clientId,
       username: user.username,
-      context: { ...base, rule: identity.rule, userId: user.id, scope: response.scope, jti: access.claims.jti, ...identity.context },
+      context: Object.assign(
+        { grantType, providerId: provider.id, authMethod, rule: identity.rule, userId: user.id, scope: response.scope, jti: access.claims.jti },
+        identity.context,
+      ),
     });
     return response;
   } catch (error) {
@@ -330,7 +346,7 @@ async function handle(services: Services, request: TokenRequest, grantType: stri
       requestId: request.requestId,
       clientId: client.clientId,
       username: attempt.username,
-      context: { ...base, ...attempt.context, rule: attempt.rule, error: error instanceof OAuthError ? error.code : 'server_error', reason },
+      context: { grantType, providerId: provider.id, authMethod, ...attempt.context, rule: attempt.rule, error: error instanceof OAuthError ? error.code : 'server_error', reason },
     });
     throw error;
   }
