@@ -25,7 +25,8 @@
  * Every operation runs one at a time (a queue, like NeDB's executor), which keeps updateOne's
  * filter an atomic condition; long scans and compaction yield to the event loop in between.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsync, ftruncateSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import type { DocumentCollection, Filter, FindOptions, Update } from '../ports.js';
@@ -59,6 +60,9 @@ const COMPACT_MIN_DEAD = 10_000;
 /** NeDB's corruptAlertThreshold: refuse to load a datafile with more unreadable lines than this share. */
 const CORRUPT_ALERT_THRESHOLD = 0.1;
 
+const NEWLINE = Buffer.from('\n');
+/** On the thread pool: flushing a large file to disk must not hold the event loop. */
+const flushToDisk = promisify(fsync);
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** A 30-bit FNV-1a hash of an id (a small integer: a Map keyed by it stores no boxed number). */
@@ -435,8 +439,8 @@ export class EventLogCollection<T extends { id: string }> implements DocumentCol
     try {
       for (const line of keep) {
         const length = lines.length[line]!;
-        // A copy: the reader's block is reused for the next lines.
-        buffered.push(Buffer.from(reader.read(lines.offset[line]!, length, false)), Buffer.from('\n'));
+        // A view of the reader's block (a block is replaced by the next one, never overwritten).
+        buffered.push(reader.read(lines.offset[line]!, length, false), NEWLINE);
         moved[line] = next.push(lines.time[line]!, written, length, lines.hash[line]!, true);
         written += length + 1;
         bufferedBytes += length + 1;
@@ -446,7 +450,7 @@ export class EventLogCollection<T extends { id: string }> implements DocumentCol
         }
       }
       flush();
-      fsyncSync(out);
+      await flushToDisk(out);
     } finally {
       closeSync(out);
     }
@@ -454,7 +458,7 @@ export class EventLogCollection<T extends { id: string }> implements DocumentCol
     try {
       const dir = openSync(path.dirname(this.filename), 'r');
       try {
-        fsyncSync(dir);
+        await flushToDisk(dir);
       } finally {
         closeSync(dir);
       }
