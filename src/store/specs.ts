@@ -33,8 +33,9 @@ export interface CollectionSpec {
 export const COLLECTION_SPECS: Record<keyof Collections, CollectionSpec> = {
   providers: { unique: ['slug'], indexes: [] },
   clients: { unique: ['clientId'], indexes: ['providerId'] },
+  // expiresAt ordered: the embedded count of users takes off the expired ones by a range on it.
   users: {
-    unique: ['username'], indexes: ['type', 'createdAt'], ordered: ['createdAt'], ttl: { field: 'expiresAt', afterSeconds: 0 },
+    unique: ['username'], indexes: ['type', 'createdAt'], ordered: ['createdAt', 'expiresAt'], ttl: { field: 'expiresAt', afterSeconds: 0 },
     json: ['attributes'],
   },
   appPasswords: { unique: ['secretHash'], indexes: ['userId'] },
