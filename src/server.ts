@@ -40,7 +40,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const { printedToken } = await bootstrapAdmin(services);
   const app = await (await appModule).createApp(services);
 
-  const server = http.createServer(app.koa.callback());
+  const handle = app.koa.callback();
+  let draining = false;
+  // Responses sent while draining tell the client the connection is closing. (Checked here rather
+  // than in a second 'request' listener: an event with two listeners copies its listener array
+  // on every emit.)
+  const server = http.createServer((request, response) => {
+    if (draining) response.shouldKeepAlive = false;
+    void handle(request, response);
+  });
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 30_000;
@@ -67,11 +75,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
 
-  let draining = false;
-  // Responses sent while draining tell the client the connection is closing.
-  server.on('request', (_request: http.IncomingMessage, response: http.ServerResponse) => {
-    if (draining) response.shouldKeepAlive = false;
-  });
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
