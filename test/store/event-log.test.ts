@@ -55,6 +55,9 @@ test('reads answer exactly as NeDB answers the same query (filters, time windows
       requestId: `req-${i}`,
       createdAt: new Date(base + i * 500 - (random(10) === 0 ? 20_000 : 0) - (i % 7 === 0 ? 500 : 0)),
     }));
+    // Values that JSON escapes, and one that a line holds elsewhere (its context) without matching.
+    events.push(makeEvent({ username: 'we"ird \\ é \u2028', createdAt: new Date(base + 1_000) }));
+    events.push(makeEvent({ context: { requestId: 'req-17', note: 'we"ird' }, createdAt: new Date(base + 2_000) }));
     for (let at = 0; at < events.length; at += 50) await log.insertMany(events.slice(at, at + 50));
     await nedb.insertAsync(events.map((e) => toStored(e, spec)));
 
@@ -78,6 +81,9 @@ test('reads answer exactly as NeDB answers the same query (filters, time windows
       [{ createdAt: { $lte: at(150_000) }, $or: [{ createdAt: { $lt: at(150_000) } }, { id: { $lt: events[300]!.id } }] }, { sort: newest, limit: 40 }],
       [{ username: 'user-3' }, { sort: newest, limit: 5 }],
       [{ requestId: 'req-17' }, {}],
+      [{ username: 'we"ird \\ é \u2028' }, {}],
+      [{ username: 'we"ird' }, {}],
+      [{ $and: [{ action: 'LOGIN' }], username: { $in: ['user-1', 'user-2'] } }, { sort: newest, limit: 9 }],
       [{ clientId: { $in: ['client-1', null] } }, { sort: { action: 1, createdAt: -1, id: 1 } }],
       [{ clientId: { $ne: 'client-2' }, action: { $nin: ['LOGIN'] } }, { sort: { id: 1 } }],
       [{ id: events[42]!.id }, {}],
@@ -92,7 +98,7 @@ test('reads answer exactly as NeDB answers the same query (filters, time windows
     const some = await log.find({ action: 'LOGIN' }, { limit: 7 });
     assert.equal(some.length, 7);
     assert.ok(some.every((e) => e.action === 'LOGIN'));
-    assert.equal(await log.count({}), 600);
+    assert.equal(await log.count({}), 602);
     await log.close();
   });
 });

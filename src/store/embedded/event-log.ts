@@ -92,6 +92,8 @@ export async function openEventLog<T extends { id: string }>(
 class LineReader {
   private block: Buffer = Buffer.alloc(0);
   private start = 0;
+  /** Whether the current block holds every needle asked about (null: not asked yet). */
+  private holdsNeedles: boolean | null = null;
   constructor(private readonly fd: number, private readonly fileSize: number) {}
 
   /** The bytes [offset, offset + length); `backwards` reads the block ending there (newest-first scans). */
@@ -108,8 +110,15 @@ class LineReader {
       }
       this.block = block;
       this.start = start;
+      this.holdsNeedles = null;
     }
     return this.block.subarray(offset - this.start, offset - this.start + length);
+  }
+
+  /** Whether the block of the last read holds every needle: when not, no line in it does (one search per block). */
+  blockHolds(needles: Buffer[]): boolean {
+    this.holdsNeedles ??= needles.every((needle) => this.block.indexOf(needle) !== -1);
+    return this.holdsNeedles;
   }
 }
 
@@ -205,8 +214,10 @@ export class EventLogCollection<T extends { id: string }> implements DocumentCol
     return value instanceof Date ? value.getTime() : NaN;
   }
 
-  private readLine(line: number, reader: LineReader, backwards = false): Doc {
+  private readLine(line: number, reader: LineReader, backwards = false, needles: Buffer[] = []): Doc | null {
     const bytes = reader.read(this.lines.offset[line]!, this.lines.length[line]!, backwards);
+    if (needles.length > 0 && !reader.blockHolds(needles)) return null;
+    for (const needle of needles) if (bytes.indexOf(needle) === -1) return null;
     return model.deserialize(bytes.toString('utf8'));
   }
 
@@ -217,7 +228,7 @@ export class EventLogCollection<T extends { id: string }> implements DocumentCol
   /** The live line holding `id`, or undefined. */
   private lineOf(id: string, reader: LineReader): number | undefined {
     const line = this.byHash.get(idHash(id));
-    if (line !== undefined && this.readLine(line, reader)._id === id) return line;
+    if (line !== undefined && this.readLine(line, reader)!._id === id) return line;
     return this.overflow.get(id);
   }
 
@@ -546,11 +557,29 @@ export class EventLogCollection<T extends { id: string }> implements DocumentCol
     return bounded ? range : null;
   }
 
+  /**
+   * Text that every line matching `query` contains: the JSON of each string a top-level field (or
+   * a plain condition under $and) must equal. A record whose field is, or holds, that string has it
+   * in its line verbatim (the line is JSON.stringify's output), so a line without it is skipped
+   * unparsed: a lookup by requestId reads the file rather than parsing it.
+   */
+  private needles(query: Doc): Buffer[] {
+    const needles: Buffer[] = [];
+    const conditions = [query, ...(Array.isArray(query.$and) ? (query.$and as Doc[]) : [])];
+    for (const condition of conditions) {
+      for (const [field, value] of Object.entries(condition)) {
+        if (!field.startsWith('$') && typeof value === 'string') needles.push(Buffer.from(JSON.stringify(value), 'utf8'));
+      }
+    }
+    return needles;
+  }
+
   /** The matching records with their lines: sorted, skipped and limited as NeDB's cursor does. */
   private async select(filter: Filter, options: FindOptions = {}): Promise<{ doc: Doc; line: number }[]> {
     const query = nedbFilter(toStoredFilter(filter));
     const sort = toStoredSort(options.sort);
     const plan = this.plan(query, sort);
+    const needles = this.needles(query);
     const reader = this.reader();
     const skip = options.skip ?? 0;
     const wanted = options.limit ? skip + options.limit : Infinity; // NeDB: a limit of 0 is no limit
@@ -564,8 +593,8 @@ export class EventLogCollection<T extends { id: string }> implements DocumentCol
         // Sorted by time first: past the time of the last wanted match, nothing can sort before it.
         if (plan.timeOrdered !== 0 && this.lines.time[line] !== boundary) break;
       }
-      const doc = this.readLine(line, reader, plan.backwards);
-      if (!model.match(doc, query)) continue;
+      const doc = this.readLine(line, reader, plan.backwards, needles);
+      if (doc === null || !model.match(doc, query)) continue;
       found.push({ doc, line });
       if (found.length === wanted && sort && plan.timeOrdered !== 0) boundary = this.lines.time[line]!;
     }
