@@ -5,6 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { basic, postForm, startTestServer, type TestServer } from '../helpers/server.js';
 import { seedMachineClient, seedMachineProvider, seedUserWithAppPassword } from '../helpers/seed.js';
 
@@ -106,4 +107,23 @@ test('an app password of a user deactivated through GraphQL stops working at onc
   await t.gql(`mutation($id: ID!) { updateUser(id: $id, input: { isActive: false }) { id } }`, { id: svc.user.id });
   const refused = await postForm(tokenUrl(), form, { authorization: auth });
   assert.equal(refused.body.error, 'invalid_grant');
+});
+
+test('access and ID tokens of every signing algorithm verify with jose against the published JWKS', async () => {
+  for (const signingAlgorithm of ['RS256', 'ES256', 'EdDSA'] as const) {
+    const provider = await seedMachineProvider(t, { signingAlgorithm });
+    const client = await seedMachineClient(t, provider, { allowedScopes: ['openid', 'profile'] });
+    const issued = await postForm(tokenUrl(), { grant_type: 'client_credentials', scope: 'openid profile' }, { authorization: basic(client.clientId, client.clientSecret!) });
+    assert.equal(issued.status, 200, JSON.stringify(issued.body));
+    const issuer = t.server.services.providers.issuer(provider);
+    const jwks = createLocalJWKSet((await (await fetch(`${issuer}jwks/`)).json()) as JSONWebKeySet);
+    const access = await jwtVerify(String(issued.body.access_token), jwks, { issuer, audience: client.clientId, typ: 'at+jwt', algorithms: [signingAlgorithm] });
+    assert.equal(access.protectedHeader.alg, signingAlgorithm);
+    assert.equal(access.payload.client_id, client.clientId);
+    assert.equal(access.payload.scope, 'openid profile');
+    assert.equal(typeof access.payload.preferred_username, 'string');
+    const id = await jwtVerify(String(issued.body.id_token), jwks, { issuer, audience: client.clientId, typ: 'JWT', algorithms: [signingAlgorithm] });
+    assert.equal(id.payload.sub, access.payload.sub);
+    assert.equal(id.payload.azp, client.clientId);
+  }
 });
