@@ -5,8 +5,8 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { Context } from 'koa';
-import getRawBody from 'raw-body';
 import { OAuthError } from '../oauth/errors.js';
+import { readBodyBytes } from './read-body.js';
 
 export const FORM_BODY_LIMIT = 64 * 1024;
 
@@ -67,25 +67,12 @@ function contentTypeVerdict(ctx: Context, contentType: string | undefined): Cont
   return verdict;
 }
 
-const tooLarge = () => new OAuthError('invalid_request', `the request body exceeds ${FORM_BODY_LIMIT} bytes`, undefined, 413);
-
-/** The body's bytes: already parsed (the usual case: it came with the headers), else read as it arrives. */
+/** The body's bytes; the limit is a 413, any other failure to read it an invalid_request. */
 async function bodyBytes(ctx: Context, length: number | undefined): Promise<Buffer> {
-  const req = ctx.req;
-  if (length !== undefined && length > FORM_BODY_LIMIT) throw tooLarge();
-  // The 'request' event fires while the parser is still on the headers; a body that came in the
-  // same packet is parsed right after, in the same turn of the event loop. By the next turn it is
-  // complete and is taken from the buffer in one read, without a stream pipeline per request.
-  if (!req.complete) await new Promise<void>((resolve) => setImmediate(resolve));
-  if (req.complete && !req.readableFlowing && !req.readableDidRead) {
-    const buffer = (req.read() as Buffer | null) ?? Buffer.alloc(0);
-    if (buffer.length > FORM_BODY_LIMIT) throw tooLarge();
-    return buffer;
-  }
   try {
-    return await getRawBody(req, { limit: FORM_BODY_LIMIT, length: length ?? null });
+    return await readBodyBytes(ctx.req, length, FORM_BODY_LIMIT);
   } catch (error) {
-    if ((error as { type?: string }).type === 'entity.too.large') throw tooLarge();
+    if ((error as { type?: string }).type === 'entity.too.large') throw new OAuthError('invalid_request', `the request body exceeds ${FORM_BODY_LIMIT} bytes`, undefined, 413);
     throw new OAuthError('invalid_request', 'the request body could not be read', String((error as Error).message));
   }
 }

@@ -1,6 +1,6 @@
 /** JSON bodies for /graphql: a size limit (413) and a clear 400 for malformed JSON or bad UTF-8. */
 import type { Middleware } from 'koa';
-import getRawBody from 'raw-body';
+import { readBodyBytes } from './read-body.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -15,7 +15,7 @@ export function jsonBody(limit: number): Middleware {
     }
     let text: string;
     try {
-      text = utf8.decode(await getRawBody(ctx.req, { limit, length: ctx.request.length ?? null }));
+      text = utf8.decode(await readBodyBytes(ctx.req, ctx.request.length, limit));
     } catch (error) {
       const tooLarge = (error as { type?: string }).type === 'entity.too.large';
       ctx.status = tooLarge ? 413 : 400;

@@ -86,6 +86,15 @@ describe('form bodies', () => {
     assert.match(answer.body, /'chunked-xy' is not supported/);
   });
 
+  test('a GraphQL JSON body is read alike whether it comes with the headers or after them', async () => {
+    const body = JSON.stringify({ query: '{ providers { id } }' });
+    const head = `POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer ${server.adminToken}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`;
+    for (const answer of [await sendInParts([head + body], 0), await sendInParts([head, body.slice(0, 7), body.slice(7)], 40)]) {
+      assert.equal(answer.status, 200);
+      assert.deepEqual(JSON.parse(answer.body), { data: { providers: [] } });
+    }
+  });
+
   test('a leading byte order mark is not part of the first parameter name', async () => {
     const response = await post(TOKEN, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('grant_type=with-bom')]));
     const body = (await response.json()) as { error: string; error_description: string };
