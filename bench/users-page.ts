@@ -4,6 +4,15 @@
  * file write instead of 100,000 appends), starts a real Tessera on it, and prints p50/p99 latency
  * over GraphQL of a first page, a deep page (after= a cursor near the end) and a search.
  *
+ * BENCH_REQUESTS (default 200) sequential requests per line after 3 unmeasured ones, but no more
+ * than BENCH_LINE_MS (default 8,000 ms) of them (at least 20): p99 of fewer than 100 is the slowest.
+ * The embedded store remembers counts until its next write, so one line asks for totalCount
+ * right after a write each time (the write not measured): the count as a first visit pays it.
+ *
+ * BENCH_LINES='first page;search' (substrings of the line labels, ';' between) runs only those lines. BENCH_CPU_PROFILE=
+ * <file.cpuprofile> profiles the measured lines only (not seeding and loading; read it with
+ * `node dist/bench/profile-top.js <file>`); the server runs in this process.
+ *
  * A script, not a test: 127.0.0.1 only, a bounded number of sequential requests.
  */
 import 'reflect-metadata';
@@ -12,6 +21,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { Session } from 'node:inspector/promises';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/http/logger.js';
 import { startServer } from '../src/server.js';
@@ -21,7 +31,10 @@ import { encodeCursor } from '../src/admin/pagination.js';
 import type { User } from '../src/domain/model.js';
 
 const USERS = Number(process.env.BENCH_USERS ?? 100_000);
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 40);
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 200);
+const LINE_MS = Number(process.env.BENCH_LINE_MS ?? 8_000);
+const LINES = process.env.BENCH_LINES?.split(';').map((line) => line.trim().toLowerCase()).filter(Boolean) ?? [];
+const PROFILE = process.env.BENCH_CPU_PROFILE;
 const TOKEN = 'bench-admin-token-0123456789abcdef';
 
 /** NeDB's datafile format: one JSON document per line, dates as {"$$date": ms}. */
@@ -62,36 +75,51 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-async function measure(url: string, label: string, query: string, variables: Record<string, unknown>): Promise<void> {
-  const run = async () => {
-    const response = await fetch(`${url}/graphql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
-      body: JSON.stringify({ query, variables }),
-    });
-    const body = (await response.json()) as { errors?: unknown; data?: { users: { edges: unknown[]; totalCount?: number } } };
-    if (body.errors) throw new Error(`${label}: ${JSON.stringify(body.errors)}`);
-    return body.data!.users;
-  };
+async function graphql<T>(url: string, label: string, query: string, variables: Record<string, unknown>): Promise<T> {
+  const response = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as { errors?: unknown; data?: T };
+  if (body.errors) throw new Error(`${label}: ${JSON.stringify(body.errors)}`);
+  return body.data!;
+}
+
+type UsersPage = { users: { edges: unknown[]; totalCount?: number } };
+
+/** `before` runs ahead of each request, unmeasured. */
+async function measure(url: string, label: string, query: string, variables: Record<string, unknown>, before?: () => Promise<unknown>): Promise<void> {
+  if (LINES.length > 0 && !LINES.some((line) => label.toLowerCase().includes(line))) return;
+  const run = async () => (await graphql<UsersPage>(url, label, query, variables)).users;
   const check = await run();
   for (let i = 0; i < 3; i++) await run();
   const times: number[] = [];
-  for (let i = 0; i < REQUESTS; i++) {
+  const started = performance.now();
+  const cpu = process.cpuUsage();
+  while (times.length < REQUESTS && (times.length < 20 || performance.now() - started < LINE_MS)) {
+    await before?.();
     const t = performance.now();
     await run();
     times.push(performance.now() - t);
   }
+  const used = process.cpuUsage(cpu);
   times.sort((a, b) => a - b);
+  // CPU per request of this whole process (server and client; the writes of `before` included): steadier than latency on a busy machine.
+  const cpuMs = (used.user + used.system) / 1000 / times.length;
   console.log(
-    `${label.padEnd(34)} p50 ${percentile(times, 50).toFixed(1).padStart(7)} ms   p99 ${percentile(times, 99).toFixed(1).padStart(7)} ms   ` +
-      `(${check.edges.length} edges, totalCount ${check.totalCount ?? '-'}, ${REQUESTS} requests)`,
+    `${label.padEnd(40)} p50 ${percentile(times, 50).toFixed(1).padStart(7)} ms   p99 ${percentile(times, 99).toFixed(1).padStart(7)} ms   ` +
+      `cpu ${cpuMs.toFixed(1).padStart(6)} ms/req   (${check.edges.length} edges, totalCount ${check.totalCount ?? '-'}, ${times.length} requests)`,
   );
 }
 
 const PAGE = `query ($first: Int, $after: String, $filter: UserFilter) {
   users(first: $first, after: $after, filter: $filter) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id username name email type createdAt } } } }`;
 
-const PAGE_ONLY = `query ($first: Int) { users(first: $first) { pageInfo { hasNextPage endCursor } edges { cursor node { id username name email type createdAt } } } }`;
+const PAGE_ONLY = `query ($first: Int, $after: String) {
+  users(first: $first, after: $after) { pageInfo { hasNextPage endCursor } edges { cursor node { id username name email type createdAt } } } }`;
+
+const WRITE = `mutation ($id: ID!, $name: String) { updateUser(id: $id, input: { name: $name }) { id } }`;
 
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tessera-bench-users-'));
 try {
@@ -102,15 +130,31 @@ try {
   const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', TESSERA_DATA_DIR: dataDir, TESSERA_BOOTSTRAP_TOKEN: TOKEN, TESSERA_LOG_LEVEL: 'silent' });
   const server = await startServer(config, createLogger(config.logLevel));
   console.log(`server up (store loaded and indexed) in ${(performance.now() - t).toFixed(0)} ms\n`);
+  const profiler = PROFILE ? new Session() : null;
+  if (profiler) {
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.start');
+  }
   try {
     const deep = users[Math.floor(USERS * 0.9)]!;
     await measure(server.url, 'first page, no totalCount', PAGE_ONLY, { first: 50 });
     await measure(server.url, 'first page (first: 50)', PAGE, { first: 50 });
+    await measure(server.url, 'deep page, no totalCount', PAGE_ONLY, { first: 50, after: encodeCursor(deep) });
     await measure(server.url, 'deep page (first: 50, after=90%)', PAGE, { first: 50, after: encodeCursor(deep) });
+    let writes = 0;
+    const write = () => graphql(server.url, 'updateUser', WRITE, { id: users[7]!.id, name: `Renamed ${writes++}` });
+    await measure(server.url, 'first page, totalCount after a write', PAGE, { first: 50 }, write);
     await measure(server.url, 'search "number 4242" (first: 50)', PAGE, { first: 50, filter: { search: 'number 4242' } });
     await measure(server.url, 'search "example.com" (all match)', PAGE, { first: 50, filter: { search: 'example.com' } });
     await measure(server.url, 'type SERVICE_ACCOUNT, deep page', PAGE, { first: 50, after: encodeCursor(deep), filter: { type: 'SERVICE_ACCOUNT' } });
   } finally {
+    if (profiler) {
+      const { profile } = await profiler.post('Profiler.stop');
+      await writeFile(PROFILE!, JSON.stringify(profile));
+      profiler.disconnect();
+      console.log(`\nCPU profile of the measured lines: ${PROFILE}`);
+    }
     await server.stop();
   }
 } finally {

@@ -12,13 +12,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type NedbModule from '@seald-io/nedb';
-import { countMatching, orderedFind } from '../../src/store/embedded/sorted-page.js';
+import { compileQuery, countMatching, orderedFind } from '../../src/store/embedded/sorted-page.js';
 import { openEmbeddedStore } from '../../src/store/embedded/embedded-store.js';
 import type { Filter, StoreAdapter } from '../../src/store/ports.js';
 import type { User, UserType } from '../../src/domain/model.js';
 
 type Doc = Record<string, unknown>;
-const Datastore = createRequire(import.meta.url)('@seald-io/nedb') as typeof NedbModule.default;
+const require = createRequire(import.meta.url);
+const Datastore = require('@seald-io/nedb') as typeof NedbModule.default;
+const model = require('@seald-io/nedb/lib/model.js') as { match(doc: Doc, query: Doc): boolean };
 
 /** A small deterministic generator (mulberry32), so a failure can be replayed. */
 function random(seed: number): () => number {
@@ -134,6 +136,47 @@ describe('sorted walks on a bare NeDB datastore', () => {
     await check('after a removal');
     await new Promise((resolve) => setTimeout(resolve, 200));
     await check('after a record expired');
+  });
+});
+
+describe('compiled queries', () => {
+  test('a compiled query answers what NeDB\'s matcher answers, for every kind of value', () => {
+    const at = new Date(1_700_000_000_000);
+    const values: unknown[] = [
+      undefined, null, 0, 1, 2.5, -1, '', 'a', 'b', 'Name 12', 'NAME 1', true, false, new Date(at), new Date(at.getTime() + 1),
+      [], ['a'], ['a', 'b'], [1, 2], [null], [new Date(at)], { x: 1 }, {},
+    ];
+    const conditions: unknown[] = [
+      null, 0, 1, 'a', 'Name 12', true, new Date(at), /name 1/i, /^a$/, ['a'], [1, 2],
+      { $lt: 1 }, { $lte: 'b' }, { $gt: new Date(at) }, { $gte: 0, $lt: 2 }, { $ne: null }, { $ne: 'a' }, { $in: ['a', 1, null] },
+      { $nin: ['a'] }, { $regex: /a/ }, { $gt: 'a', $regex: /b/ }, { $exists: true }, { $size: 2 }, { x: 1 }, {},
+    ];
+    const queries: Doc[] = [{}];
+    for (const condition of conditions) {
+      queries.push({ f: condition }, { $or: [{ f: condition }, { g: 1 }] }, { $and: [{ f: condition }], g: { $ne: 2 } }, { $not: { f: condition } });
+    }
+    queries.push({ 'f.x': 1 }, { $where: () => true }, { f: { $lt: 1, y: 2 } }, { $or: 'no array' as unknown as Doc[] });
+    const outcome = (run: () => boolean) => {
+      try {
+        return run();
+      } catch {
+        return 'throws';
+      }
+    };
+    let compiled = 0;
+    for (const query of queries) {
+      const test = compileQuery(query);
+      if (test) compiled++;
+      for (const f of values) {
+        for (const g of [undefined, 1, 2]) {
+          const doc: Doc = { _id: 'x', f, g };
+          const expected = outcome(() => model.match(doc, query));
+          const actual = test ? outcome(() => test(doc)) : expected;
+          assert.equal(actual, expected, `${String(query.f ?? JSON.stringify(query))} on ${JSON.stringify(f)} (${f instanceof Date ? 'date' : typeof f}), g ${g}`);
+        }
+      }
+    }
+    assert.ok(compiled > queries.length / 2, 'most shapes are compiled');
   });
 });
 

@@ -13,12 +13,15 @@
  *   only the best n of them are ordered (no full sort).
  * - countMatching: how many records match, remembered per query until the datastore next writes
  *   (every change NeDB makes to its records is handed to persistence.persistNewStateAsync in the
- *   same synchronous step, which this wraps), minus those that have expired by now, found on the
- *   TTL index trees.
+ *   same synchronous step, which this wraps), minus those that have expired by now, read from the
+ *   TTL indexes. With no condition, the number of _id keys is the count.
+ * - compileQuery: the query as one function with model.match's answers, for the shapes the
+ *   domain sends (field values, ranges, $in, $regex, $or, $and, $not); a search that reads every
+ *   record spends its time reading them, not in NeDB's generic matcher.
  *
  * Both give exactly NeDB's answer (same records, same order for a sort that orders every record:
- * one ending with _id; same count), using NeDB's own matcher and comparison. Both read NeDB's
- * indexes synchronously outside its executor: NeDB changes its in-memory records and indexes in
+ * one ending with _id; same count), using NeDB's own comparison. Both read NeDB's indexes
+ * synchronously outside its executor: NeDB changes its in-memory records and indexes in
  * synchronous steps, so between awaits they are consistent, and what is read holds every write
  * whose promise has resolved. Expired records are skipped, not removed: NeDB removes them when
  * its own reads meet them. Anything unexpected (no tree index, an array key, a skip) returns
@@ -34,7 +37,7 @@ interface TreeNode { key?: unknown; data: Doc[]; left?: TreeNode | null; right?:
 interface IndexLike {
   _fields?: string[];
   sparse?: boolean;
-  tree?: { tree?: TreeNode };
+  tree?: { tree?: TreeNode; getNumberOfKeys?(): number };
   getBetweenBounds?(query: Record<string, unknown>): Doc[];
 }
 
@@ -54,6 +57,7 @@ interface DatastoreLike {
 const require = createRequire(import.meta.url);
 const model = require('@seald-io/nedb/lib/model.js') as {
   match(doc: Doc, query: Doc): boolean;
+  areThingsEqual(a: unknown, b: unknown): boolean;
   compareThings(a: unknown, b: unknown, compareStrings?: (a: string, b: string) => number): number;
   getDotValue(doc: Doc, field: string): unknown;
   deepCopy<D>(doc: D): D;
@@ -73,46 +77,155 @@ interface Bound { value: unknown; inclusive: boolean }
 
 /**
  * Visits the nodes of the tree in order (descending when `descending`), from `from` towards `to`
- * (either may be absent), until `visit` returns false.
+ * (either may be absent), until `visit` returns false. (A full scan visits every node: no
+ * closures per node here.)
  */
 function walk(root: TreeNode, descending: boolean, compare: (a: unknown, b: unknown) => number,
   from: Bound | undefined, to: Bound | undefined, visit: (node: TreeNode) => boolean): void {
   if (!Object.prototype.hasOwnProperty.call(root, 'key')) return; // an empty tree
-  const near = (node: TreeNode) => (descending ? node.right : node.left);
-  const far = (node: TreeNode) => (descending ? node.left : node.right);
-  // Before `from` in the walk's direction: the node and everything on its near side are skipped.
-  const beforeStart = (key: unknown) => {
-    if (!from) return false;
-    const c = compare(key, from.value) * (descending ? -1 : 1);
-    return c < 0 || (c === 0 && !from.inclusive);
-  };
-  const pastEnd = (key: unknown) => {
-    if (!to) return false;
-    const c = compare(key, to.value) * (descending ? -1 : 1);
-    return c > 0 || (c === 0 && !to.inclusive);
-  };
+  const sign = descending ? -1 : 1;
   const stack: TreeNode[] = [];
   let node: TreeNode | null | undefined = root;
   for (;;) {
     while (node) {
-      if (beforeStart(node.key)) node = far(node);
+      // Before `from` in the walk's direction: the node and everything on its near side are skipped.
+      let skip = false;
+      if (from) {
+        const c = compare(node.key, from.value) * sign;
+        skip = c < 0 || (c === 0 && !from.inclusive);
+      }
+      if (skip) node = descending ? node.left : node.right;
       else {
         stack.push(node);
-        node = near(node);
+        node = descending ? node.right : node.left;
       }
     }
     const current = stack.pop();
-    if (!current || pastEnd(current.key)) return;
+    if (!current) return;
+    if (to) {
+      const c = compare(current.key, to.value) * sign;
+      if (c > 0 || (c === 0 && !to.inclusive)) return;
+    }
     if (!visit(current)) return;
-    node = far(current);
+    node = descending ? current.left : current.right;
   }
+}
+
+type Test = (doc: Doc) => boolean;
+
+const isRegExp = (value: unknown): value is RegExp => Object.prototype.toString.call(value) === '[object RegExp]';
+const isDate = (value: unknown): value is Date => Object.prototype.toString.call(value) === '[object Date]';
+
+/** NeDB's areComparable (model.js), for its $lt, $lte, $gt and $gte. */
+function comparable(a: unknown, b: unknown): boolean {
+  if (typeof a !== 'string' && typeof a !== 'number' && !isDate(a) && typeof b !== 'string' && typeof b !== 'number' && !isDate(b)) return false;
+  return typeof a === typeof b;
+}
+
+/**
+ * One field's condition as NeDB's matchQueryPart (model.js) decides it for a value that is not an
+ * array (an array goes to NeDB's own matcher), or undefined for conditions this does not spell out.
+ */
+function fieldTest(field: string, condition: unknown): Test | undefined {
+  let test: ((value: unknown) => boolean) | undefined;
+  if (isRegExp(condition)) {
+    test = (value) => typeof value === 'string' && condition.test(value);
+  } else if (condition !== null && typeof condition === 'object' && !Array.isArray(condition) && !isDate(condition)
+    && Object.keys(condition).length > 0) {
+    const ops = Object.entries(condition as Doc);
+    if (!ops.every(([op]) => op.startsWith('$'))) return undefined;
+    const tests: ((value: unknown) => boolean)[] = [];
+    for (const [op, operand] of ops) {
+      const b = operand as string | number | Date;
+      if (op === '$lt') tests.push((a) => comparable(a, b) && (a as typeof b) < b);
+      else if (op === '$lte') tests.push((a) => comparable(a, b) && (a as typeof b) <= b);
+      else if (op === '$gt') tests.push((a) => comparable(a, b) && (a as typeof b) > b);
+      else if (op === '$gte') tests.push((a) => comparable(a, b) && (a as typeof b) >= b);
+      else if (op === '$ne') tests.push((a) => a === undefined || !model.areThingsEqual(a, operand));
+      else if (op === '$in' && Array.isArray(operand)) tests.push((a) => operand.some((el) => model.areThingsEqual(a, el)));
+      else if (op === '$nin' && Array.isArray(operand)) tests.push((a) => !operand.some((el) => model.areThingsEqual(a, el)));
+      else if (op === '$regex' && isRegExp(operand)) tests.push((a) => typeof a === 'string' && operand.test(a));
+      else return undefined;
+    }
+    test = tests.length === 1 ? tests[0]! : (value) => {
+      for (const t of tests) if (!t(value)) return false;
+      return true;
+    };
+  } else if (condition === null || typeof condition !== 'object' || isDate(condition)) {
+    // A plain value (a Date included: NeDB finds no operator keys in it and compares for equality).
+    test = (value) => model.areThingsEqual(value, condition);
+  }
+  if (!test) return undefined;
+  const single = test;
+  const part = { [field]: condition };
+  return (doc) => {
+    const value = doc[field];
+    return Array.isArray(value) ? model.match(doc, part) : single(value);
+  };
+}
+
+/**
+ * The query as one function with exactly NeDB's answers (model.match), without its per-record
+ * dispatch (operator lookups, dotted-path splits, type probes); undefined for a query shape this
+ * does not spell out (dotted paths, $where, $size, $elemMatch, ...): then model.match it is.
+ */
+export function compileQuery(query: unknown): Test | undefined {
+  if (query === null || typeof query !== 'object' || Array.isArray(query) || isDate(query) || isRegExp(query)) return undefined;
+  const tests: Test[] = [];
+  for (const [key, condition] of Object.entries(query as Doc)) {
+    if (key === '$or' || key === '$and') {
+      if (!Array.isArray(condition)) return undefined;
+      const parts = condition.map(compileQuery);
+      if (parts.some((part) => part === undefined)) return undefined;
+      const all = parts as Test[];
+      tests.push(key === '$or'
+        ? (doc) => {
+          for (const t of all) if (t(doc)) return true;
+          return false;
+        }
+        : (doc) => {
+          for (const t of all) if (!t(doc)) return false;
+          return true;
+        });
+    } else if (key === '$not') {
+      const inner = compileQuery(condition);
+      if (!inner) return undefined;
+      tests.push((doc) => !inner(doc));
+    } else if (key.startsWith('$') || key.includes('.')) {
+      return undefined;
+    } else {
+      const test = fieldTest(key, condition);
+      if (!test) return undefined;
+      tests.push(test);
+    }
+  }
+  if (tests.length === 0) return () => true;
+  if (tests.length === 1) return tests[0]!;
+  return (doc) => {
+    for (const t of tests) if (!t(doc)) return false;
+    return true;
+  };
+}
+
+/** The query's test: compiled when it can be, else NeDB's matcher. */
+function matcher(query: Doc): Test {
+  return compileQuery(query) ?? ((doc) => model.match(doc, query));
 }
 
 /** NeDB's expiry test (datastore.js _getCandidatesAsync), with one clock reading. */
 function expiryTest(db: DatastoreLike): (doc: Doc) => boolean {
   const fields = Object.entries(db.ttlIndexes);
-  if (fields.length === 0) return () => false;
   const now = Date.now();
+  if (fields.length === 0) return () => false;
+  if (fields.length === 1) {
+    // The usual case (one TTL field), without a loop per record.
+    const [field, seconds] = fields[0]!;
+    const cutoff = now - seconds * 1000;
+    return (doc) => {
+      const value = doc[field];
+      return value instanceof Date && value.getTime() < cutoff;
+    };
+  }
   return (doc) => fields.some(([field, seconds]) => {
     const value = doc[field];
     return value instanceof Date && now > value.getTime() + seconds * 1000;
@@ -167,7 +280,9 @@ export function orderedFind(datastore: object, query: Doc, sort: Record<string, 
   if (!root) return undefined;
   const expired = expiryTest(db);
   const compare = sortComparison(db, order);
-  const keep = (doc: Doc) => !expired(doc) && model.match(doc, query);
+  const matches = matcher(query);
+  // The query first: a search turns most records away, and both tests are pure.
+  const keep = (doc: Doc) => matches(doc) && !expired(doc);
 
   let found: Doc[];
   if (usesEqualityIndex(db, query)) {
@@ -186,10 +301,11 @@ export function orderedFind(datastore: object, query: Doc, sort: Record<string, 
     const keyCompare = (a: unknown, b: unknown) => model.compareThings(a, b, db.compareStrings);
     found = [];
     let arrayKey = false;
+    const dotted = field.includes('.');
     walk(root, direction === -1, keyCompare, from, to, (node) => {
       for (const doc of node.data) {
         // A record with an array under the field sits in the tree once per element: NeDB's sort differs.
-        if (Array.isArray(model.getDotValue(doc, field))) {
+        if (Array.isArray(dotted ? model.getDotValue(doc, field) : doc[field])) {
           arrayKey = true;
           return false;
         }
@@ -282,9 +398,16 @@ export function countMatching(datastore: object, query: Doc): number | undefined
   const key = queryKey(query);
   let matching = key === undefined ? undefined : state.counts.get(key);
   if (matching === undefined) {
-    matching = 0;
-    // Expired records included: they are taken off below, at this moment's clock.
-    for (const doc of db._getRawCandidates(query)) if (model.match(doc, query)) matching++;
+    // Expired records included: they are taken off below, at this moment's clock. Every record
+    // has its own _id key: with no condition, the keys of that index are the count (a hashed
+    // index knows it without visiting a record).
+    const ids = Object.keys(query).length === 0 ? db.indexes._id?.tree?.getNumberOfKeys?.() : undefined;
+    if (typeof ids === 'number') matching = ids;
+    else {
+      matching = 0;
+      const matches = matcher(query);
+      for (const doc of db._getRawCandidates(query)) if (matches(doc)) matching++;
+    }
     if (key !== undefined) {
       if (state.counts.size >= MAX_REMEMBERED_COUNTS) state.counts.clear();
       state.counts.set(key, matching);
