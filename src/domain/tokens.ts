@@ -64,6 +64,8 @@ const MAX_VERIFIED_TOKENS = 10_000;
 interface VerifiedEntry {
   claims: AccessTokenClaims;
   providerId: string;
+  /** Seen on the denylist: a revocation is never undone, so it need not be read again. */
+  revoked?: true;
 }
 
 const base64url = (value: string): string => Buffer.from(value, 'utf8').toString('base64url');
@@ -108,6 +110,7 @@ export class TokenService {
    * replaced) and, by the callers, the user. Forgotten when the provider's keys change.
    */
   private readonly verified = new Map<string, VerifiedEntry>();
+  private lastSweep = 0;
 
   constructor(
     private readonly collections: Pick<Collections, 'revokedTokens' | 'refreshTokens'>,
@@ -189,14 +192,19 @@ export class TokenService {
     }
     if (typeof claims.jti !== 'string' || typeof claims.exp !== 'number') return null;
     Object.freeze(claims);
-    this.remember(digest, { claims, providerId: provider.id });
-    if (await this.isRevoked(claims.jti)) return null;
+    const entry: VerifiedEntry = { claims, providerId: provider.id };
+    this.remember(digest, entry);
+    if (await this.isRevoked(claims.jti)) {
+      entry.revoked = true;
+      return null;
+    }
     return { claims, provider };
   }
 
   /** A token verified before: what may have changed since is checked again. */
   private async recheck(digest: string, entry: VerifiedEntry): Promise<VerifiedAccessToken | null> {
     const { claims } = entry;
+    if (entry.revoked) return null;
     // jose's rules: expired when exp <= now; not yet valid when nbf > now (in whole seconds).
     const now = Math.floor(Date.now() / 1000);
     if (claims.exp <= now) {
@@ -210,15 +218,22 @@ export class TokenService {
       this.verified.delete(digest);
       return null;
     }
-    if (await this.isRevoked(claims.jti)) return null;
+    if (await this.isRevoked(claims.jti)) {
+      entry.revoked = true;
+      return null;
+    }
     return { claims, provider };
   }
 
   private remember(digest: string, entry: VerifiedEntry): void {
     if (this.verified.size >= MAX_VERIFIED_TOKENS) {
-      // Expired ones first; if none, the oldest (Map order is insertion order).
+      // Expired ones first (swept at most once a second, so a full cache costs no scan per insert),
+      // then the oldest (Map order is insertion order).
       const now = Math.floor(Date.now() / 1000);
-      for (const [key, value] of this.verified) if (value.claims.exp <= now) this.verified.delete(key);
+      if (now !== this.lastSweep) {
+        this.lastSweep = now;
+        for (const [key, value] of this.verified) if (value.claims.exp <= now) this.verified.delete(key);
+      }
       if (this.verified.size >= MAX_VERIFIED_TOKENS) this.verified.delete(this.verified.keys().next().value as string);
     }
     this.verified.set(digest, entry);
