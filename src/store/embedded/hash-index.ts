@@ -119,11 +119,15 @@ export class HashTree {
     if (kept === 1) this.set(key, entry[0]!);
   }
 
+  /**
+   * The records under `key`. Like the tree, a key held by several records gives the index's own
+   * array (NeDB copies its candidates before it changes anything; copying here would cost a copy of
+   * every user for a count by type); a key held by one gives a new array.
+   */
   search(key: unknown): Doc[] {
     const entry = this.get(key);
     if (entry === undefined) return [];
-    // A copy: callers (NeDB's candidates) must not see, or make, later changes to the index.
-    return Array.isArray(entry) ? entry.slice() : [entry];
+    return Array.isArray(entry) ? entry : [entry];
   }
 
   /**
