@@ -4,22 +4,32 @@ import type { Filter, FindOptions, Update } from './ports.js';
 
 type Doc = Record<string, unknown>;
 
+const hasOwn = Object.prototype.hasOwnProperty;
+
+// Both copy field by field in one loop: an object rest pattern ({ id, ...rest }) takes V8's slow
+// path (about twice the time), and every store read and write goes through these.
+
 export function toStored(record: { id: string }, spec: CollectionSpec): Doc {
-  const { id, ...rest } = record as { id: string } & Doc;
-  const doc: Doc = { _id: id, ...rest };
-  for (const field of spec.json ?? []) {
-    if (field in doc) doc[field] = doc[field] === undefined ? null : JSON.stringify(doc[field]);
+  const source = record as { id: string } & Doc;
+  const doc: Doc = { _id: source.id };
+  for (const key in source) if (key !== 'id' && hasOwn.call(source, key)) doc[key] = source[key];
+  if (spec.json) {
+    for (const field of spec.json) {
+      if (field in doc) doc[field] = doc[field] === undefined ? null : JSON.stringify(doc[field]);
+    }
   }
   return doc;
 }
 
 export function fromStored<T>(doc: Doc | null | undefined, spec: CollectionSpec): T | null {
   if (!doc) return null;
-  const { _id, __v: _version, ...rest } = doc;
-  const record: Doc = { id: String(_id), ...rest };
-  for (const field of spec.json ?? []) {
-    const value = record[field];
-    record[field] = typeof value === 'string' ? JSON.parse(value) : (value ?? null);
+  const record: Doc = { id: String(doc._id) };
+  for (const key in doc) if (key !== '_id' && key !== '__v' && hasOwn.call(doc, key)) record[key] = doc[key];
+  if (spec.json) {
+    for (const field of spec.json) {
+      const value = record[field];
+      record[field] = typeof value === 'string' ? JSON.parse(value) : (value ?? null);
+    }
   }
   return record as T;
 }
