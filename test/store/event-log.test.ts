@@ -216,3 +216,23 @@ test('the log holds little memory per event: the records stay in the file', { ti
     await log.close();
   });
 });
+
+test('emptied after an out-of-order insert, the log orders the next events again (its time order is rebuilt from nothing)', async () => {
+  await withTempDir(async (dir) => {
+    const log = await open(path.join(dir, 'events.db'));
+    const first = makeEvent({ createdAt: new Date(2_000) });
+    await log.insert(first);
+    assert.equal(await log.deleteOne({ id: first.id }), true);
+    const late = makeEvent({ createdAt: new Date(1_000) }); // older than the last one written
+    await log.insert(late);
+    assert.equal(await log.deleteOne({ id: late.id }), true);
+    assert.equal(await log.count({ action: 'test' }), 0);
+    const [a, b] = [makeEvent({ createdAt: new Date(3_000) }), makeEvent({ createdAt: new Date(4_000) })];
+    await log.insert(a);
+    assert.deepEqual(ids(await log.find({}, { sort: { createdAt: -1 }, limit: 5 })), [a.id]);
+    await log.insert(b);
+    assert.deepEqual(ids(await log.find({}, { sort: { createdAt: -1 }, limit: 5 })), [b.id, a.id]);
+    assert.deepEqual(ids(await log.find({ createdAt: { $gte: new Date(3_500) } })), [b.id]);
+    await log.close();
+  });
+});

@@ -272,7 +272,7 @@ export class EventLogCollection<T extends { id: string }> implements DocumentCol
       const last = this.byTimeCount > 0 ? this.lines.time[this.byTime[this.byTimeCount - 1]!]! : -Infinity;
       if (time >= last) {
         if (this.byTimeCount === this.byTime.length) {
-          const next = new Uint32Array(this.byTime.length * 2);
+          const next = new Uint32Array(Math.max(1024, this.byTime.length * 2));
           next.set(this.byTime);
           this.byTime = next;
         }
@@ -290,7 +290,8 @@ export class EventLogCollection<T extends { id: string }> implements DocumentCol
     const timed: number[] = [];
     for (let line = 0; line < lines.count; line++) if (lines.live[line] === 1 && !Number.isNaN(lines.time[line])) timed.push(line);
     timed.sort((a, b) => lines.time[a]! - lines.time[b]! || a - b);
-    this.byTime = Uint32Array.from(timed);
+    this.byTime = new Uint32Array(Math.max(1024, timed.length));
+    this.byTime.set(timed);
     this.byTimeCount = timed.length;
     this.oldestLive = 0;
     return this.byTime;
