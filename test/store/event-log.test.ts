@@ -236,3 +236,57 @@ test('emptied after an out-of-order insert, the log orders the next events again
     await log.close();
   });
 });
+
+test('any sequence of inserts, updates, deletions and restarts leaves the log answering as NeDB does', async () => {
+  for (let seed = 1; seed <= 8; seed++) {
+    await withTempDir(async (dir) => {
+      const filename = path.join(dir, 'events.db');
+      let log = await open(filename);
+      const nedb = new Datastore<Doc>({ inMemoryOnly: true });
+      await nedb.loadDatabaseAsync();
+      let state = seed;
+      const random = (n: number) => (state = (state * 1_103_515_245 + 12_345) % 2_147_483_648) % n;
+      const actions = ['a', 'b', 'c'];
+      const base = Date.now() - 3_600_000;
+      const newest = { createdAt: -1, id: -1 } as const;
+      const check = async (label: string) => {
+        const want = (await nedb.findAsync({}).sort({ createdAt: -1, _id: -1 })).map((doc: Doc) => doc._id);
+        assert.deepEqual(ids(await log.find({}, { sort: newest })), want, `seed ${seed}: ${label}`);
+        const action = actions[random(3)]!;
+        const some = (await nedb.findAsync({ action }).sort({ createdAt: -1, _id: -1 }).limit(3)).map((doc: Doc) => doc._id);
+        assert.deepEqual(ids(await log.find({ action }, { sort: newest, limit: 3 })), some, `seed ${seed}: ${label}, action ${action}`);
+        assert.equal(await log.count({ action }), await nedb.countAsync({ action }), `seed ${seed}: ${label}, count`);
+      };
+      for (let step = 0; step < 120; step++) {
+        const op = random(10);
+        if (op < 5) {
+          const batch = Array.from({ length: 1 + random(4) }, () =>
+            makeEvent({ action: actions[random(3)]!, createdAt: new Date(base + random(4) * 1000 + step * 10 - (random(6) === 0 ? 5000 : 0)) }));
+          await log.insertMany(batch);
+          await nedb.insertAsync(batch.map((e) => toStored(e, spec)));
+        } else if (op < 7) {
+          const [from, to] = [actions[random(3)]!, actions[random(3)]!];
+          const shift = random(2) === 0 ? { createdAt: new Date(base + random(3000)) } : {};
+          const updated = await log.updateOne({ action: from }, { $set: { action: to, ...shift } });
+          if (updated) await nedb.updateAsync({ _id: updated.id }, { $set: { action: to, ...shift } }, {});
+          else assert.equal(await nedb.countAsync({ action: from }), 0, `seed ${seed}: updateOne found nothing`);
+        } else if (op < 8) {
+          const action = actions[random(3)]!;
+          assert.equal(await log.deleteMany({ action }), await nedb.removeAsync({ action }, { multi: true }), `seed ${seed}: deleteMany`);
+        } else if (op < 9) {
+          const doc = (await nedb.findAsync({}))[random(5)] as Doc | undefined;
+          if (doc) {
+            assert.equal(await log.deleteOne({ id: doc._id as string }), true);
+            await nedb.removeAsync({ _id: doc._id }, {});
+          }
+        } else {
+          // A restart: cleanly, or as after kill -9 (the old descriptor simply abandoned).
+          if (random(2) === 0) await log.close();
+          log = await open(filename);
+        }
+        await check(`step ${step} (op ${op})`);
+      }
+      await log.close();
+    });
+  }
+});
