@@ -18,7 +18,8 @@ export interface CollectionSpec {
   /**
    * Indexed fields the embedded store keeps in key order (an AVL tree): those filtered by ranges
    * or walked in order. Its other indexes are hash maps, which answer equality and $in at once and
-   * a range only by scanning every key. MongoDB ignores this.
+   * a range only by scanning every key; a TTL field neither listed here nor indexed otherwise gets
+   * no index there (NeDB expires records without one). MongoDB ignores this.
    */
   ordered?: string[];
   /** A Date field after which (plus `afterSeconds`) the record is removed by the store. */

@@ -286,15 +286,21 @@ async function buildIndexes(db: Datastore<Doc>, spec: CollectionSpec): Promise<v
   const want = (fieldName: string, options: Omit<IndexOptions, 'fieldName'>) =>
     wanted.set(fieldName, { ...wanted.get(fieldName), fieldName, ...options });
   for (const fieldName of spec.indexes) want(fieldName, {});
+  const ordered = new Set(spec.ordered ?? []);
+  // A TTL field that is neither ordered nor otherwise indexed gets no index: NeDB expires records
+  // by db.ttlIndexes as its reads meet them, without one, and an unordered index on a timestamp
+  // would only ever be scanned (a memory entry and a write per record for nothing).
+  const ttlOnly = spec.ttl && !ordered.has(spec.ttl.field) && !wanted.has(spec.ttl.field) && !spec.unique.includes(spec.ttl.field)
+    ? spec.ttl : null;
   // Not sparse: NeDB's sparse index skips every Date key (it takes a Date for an object of
   // undefined fields), which left TTL indexes empty and range queries on them answering nothing.
-  if (spec.ttl) want(spec.ttl.field, { expireAfterSeconds: spec.ttl.afterSeconds });
+  if (spec.ttl && !ttlOnly) want(spec.ttl.field, { expireAfterSeconds: spec.ttl.afterSeconds });
   for (const fieldName of spec.unique) want(fieldName, { unique: true, sparse: true });
   const indexes = (db as unknown as { indexes: Record<string, unknown> }).indexes;
   for (const fieldName of Object.keys(indexes)) if (fieldName !== '_id') await db.removeIndexAsync(fieldName);
   for (const options of wanted.values()) await db.ensureIndexAsync(options);
+  if (ttlOnly) (db as unknown as { ttlIndexes: Record<string, number> }).ttlIndexes[ttlOnly.field] = ttlOnly.afterSeconds;
   // Looked up by equality and $in only: a hash map, not an ordered tree (see hash-index.ts).
-  const ordered = new Set(spec.ordered ?? []);
   for (const fieldName of ['_id', ...wanted.keys()]) if (!ordered.has(fieldName)) useHashIndex(indexes[fieldName]);
 }
 
