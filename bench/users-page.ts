@@ -9,6 +9,10 @@
  * The embedded store remembers counts until its next write, so one line asks for totalCount
  * right after a write each time (the write not measured): the count as a first visit pays it.
  *
+ * The last line is the page `npm run bench` asks for (first: 20 with totalCount) at BENCH_CONNECTIONS
+ * (default 10) connections for BENCH_SECONDS (default 5, after 2 s of warm-up): autocannon runs
+ * as a child process, so its work does not share this process's event loop with the server.
+ *
  * BENCH_LINES='first page;search' (substrings of the line labels, ';' between) runs only those lines. BENCH_CPU_PROFILE=
  * <file.cpuprofile> profiles the measured lines only (not seeding and loading; read it with
  * `node dist/bench/profile-top.js <file>`); the server runs in this process.
@@ -22,6 +26,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Session } from 'node:inspector/promises';
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/http/logger.js';
 import { startServer } from '../src/server.js';
@@ -35,6 +41,8 @@ const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 200);
 const LINE_MS = Number(process.env.BENCH_LINE_MS ?? 8_000);
 const LINES = process.env.BENCH_LINES?.split(';').map((line) => line.trim().toLowerCase()).filter(Boolean) ?? [];
 const PROFILE = process.env.BENCH_CPU_PROFILE;
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const TOKEN = 'bench-admin-token-0123456789abcdef';
 
 /** NeDB's datafile format: one JSON document per line, dates as {"$$date": ms}. */
@@ -113,6 +121,45 @@ async function measure(url: string, label: string, query: string, variables: Rec
   );
 }
 
+interface AutocannonResult { latency: { p50: number; p99: number }; requests: { average: number }; non2xx: number; errors: number }
+
+/** One autocannon run against /graphql (its CLI in a child process), summarised by autocannon's --json. */
+function autocannon(url: string, body: string, seconds: number): Promise<AutocannonResult> {
+  const cli = createRequire(import.meta.url).resolve('autocannon');
+  const child = spawn(process.execPath, [
+    cli, '-c', String(CONNECTIONS), '-d', String(seconds), '-m', 'POST', '-H', 'content-type=application/json',
+    '-H', `authorization=Bearer ${TOKEN}`, '-b', body, '-j', `${url}/graphql`,
+  ], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`autocannon exited with ${code}`));
+      else resolve(JSON.parse(out) as AutocannonResult);
+    });
+  });
+}
+
+async function measureConcurrent(url: string, label: string, query: string, variables: Record<string, unknown>): Promise<void> {
+  if (LINES.length > 0 && !LINES.some((line) => label.toLowerCase().includes(line))) return;
+  const check = (await graphql<UsersPage>(url, label, query, variables)).users;
+  const body = JSON.stringify({ query, variables });
+  await autocannon(url, body, 2);
+  const cpu = process.cpuUsage();
+  const result = await autocannon(url, body, SECONDS);
+  const used = process.cpuUsage(cpu);
+  const requests = Math.round(result.requests.average * SECONDS);
+  console.log(
+    `${label.padEnd(40)} p50 ${result.latency.p50.toFixed(1).padStart(7)} ms   p99 ${result.latency.p99.toFixed(1).padStart(7)} ms   ` +
+      `cpu ${((used.user + used.system) / 1000 / Math.max(1, requests)).toFixed(1).padStart(6)} ms/req   ` +
+      `(${result.requests.average.toFixed(0)} requests/s, ${result.non2xx + result.errors} non-2xx/errors, ${check.edges.length} edges, totalCount ${check.totalCount ?? '-'})`,
+  );
+}
+
+/** The page of `npm run bench` (bench/tessera.ts, graphql-users). */
+const RUN_PAGE = '{ users(first: 20) { totalCount edges { cursor node { id username name email type isActive isAdmin createdAt } } pageInfo { hasNextPage endCursor } } }';
+
 const PAGE = `query ($first: Int, $after: String, $filter: UserFilter) {
   users(first: $first, after: $after, filter: $filter) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id username name email type createdAt } } } }`;
 
@@ -148,6 +195,7 @@ try {
     await measure(server.url, 'search "number 4242" (first: 50)', PAGE, { first: 50, filter: { search: 'number 4242' } });
     await measure(server.url, 'search "example.com" (all match)', PAGE, { first: 50, filter: { search: 'example.com' } });
     await measure(server.url, 'type SERVICE_ACCOUNT, deep page', PAGE, { first: 50, after: encodeCursor(deep), filter: { type: 'SERVICE_ACCOUNT' } });
+    await measureConcurrent(server.url, `bench's page (first: 20), ${CONNECTIONS} connections`, RUN_PAGE, {});
   } finally {
     if (profiler) {
       const { profile } = await profiler.post('Profiler.stop');
