@@ -5,9 +5,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
 import fc from 'fast-check';
 import { HashTree } from '../../src/store/embedded/hash-index.js';
+import { openEmbeddedStore } from '../../src/store/embedded/embedded-store.js';
+import { ConflictError } from '../../src/store/errors.js';
+import { makeDeviceAuthorization, makeRevokedToken } from './contract.js';
 
 type Doc = Record<string, unknown>;
 const require = createRequire(import.meta.url);
@@ -97,4 +103,27 @@ test('replace swaps a record in place under its key, and refuses a record that i
   assert.equal(tree.replace('u', c, b), false);
   assert.equal(tree.replace('missing', c, b), false);
   assert.deepEqual(tree.search('u'), [a]);
+});
+
+test('after a reopen, hashed unique keys still refuse duplicates and a TTL field without an index still expires records', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tessera-hash-'));
+  try {
+    const first = await openEmbeddedStore(dir);
+    const live = await first.deviceAuthorizations.insert(makeDeviceAuthorization());
+    const gone = await first.revokedTokens.insert(makeRevokedToken({ expiresAt: new Date(Date.now() + 300) }));
+    await first.close();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const second = await openEmbeddedStore(dir);
+    try {
+      await assert.rejects(second.deviceAuthorizations.insert(makeDeviceAuthorization({ userCode: live.userCode })), ConflictError);
+      await assert.rejects(second.deviceAuthorizations.insert(makeDeviceAuthorization({ deviceCodeHash: live.deviceCodeHash })), ConflictError);
+      assert.deepEqual(await second.deviceAuthorizations.findOne({ deviceCodeHash: live.deviceCodeHash }), live);
+      assert.equal(await second.revokedTokens.findOne({ id: gone.id }), null);
+      assert.equal(await second.revokedTokens.count({}), 0);
+    } finally {
+      await second.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
