@@ -67,16 +67,6 @@ function contentTypeVerdict(ctx: Context, contentType: string | undefined): Cont
   return verdict;
 }
 
-/** The body's bytes; the limit is a 413, any other failure to read it an invalid_request. */
-async function bodyBytes(ctx: Context, length: number | undefined): Promise<Buffer> {
-  try {
-    return await readBodyBytes(ctx.req, length, FORM_BODY_LIMIT);
-  } catch (error) {
-    if ((error as { type?: string }).type === 'entity.too.large') throw new OAuthError('invalid_request', `the request body exceeds ${FORM_BODY_LIMIT} bytes`, undefined, 413);
-    throw new OAuthError('invalid_request', 'the request body could not be read', String((error as Error).message));
-  }
-}
-
 export async function readFormBody(ctx: Context): Promise<FormParams> {
   const headers = ctx.req.headers;
   const contentType = headers['content-type'];
@@ -91,7 +81,13 @@ export async function readFormBody(ctx: Context): Promise<FormParams> {
   const verdict = transferEncoding === undefined && length === undefined ? 'not-form' : contentTypeVerdict(ctx, contentType);
   if (verdict === 'not-form') throw new OAuthError('invalid_request', 'the request body must be application/x-www-form-urlencoded');
   if (verdict === 'not-utf8') throw new OAuthError('invalid_request', 'the request body must be UTF-8');
-  const buffer = await bodyBytes(ctx, length);
+  let buffer: Buffer;
+  try {
+    buffer = await readBodyBytes(ctx.req, length, FORM_BODY_LIMIT);
+  } catch (error) {
+    if ((error as { type?: string }).type === 'entity.too.large') throw new OAuthError('invalid_request', `the request body exceeds ${FORM_BODY_LIMIT} bytes`, undefined, 413);
+    throw new OAuthError('invalid_request', 'the request body could not be read', String((error as Error).message));
+  }
   if (!isUtf8(buffer)) throw new OAuthError('invalid_request', 'the request body is not valid UTF-8');
   // A leading byte order mark is dropped, as TextDecoder does.
   const start = buffer.length >= 3 && buffer[0] === 0xef && buffer[1] === 0xbb && buffer[2] === 0xbf ? 3 : 0;

@@ -7,6 +7,17 @@ function tooLarge(limit: number): Error {
   return Object.assign(new Error('request entity too large'), { type: 'entity.too.large', status: 413, limit });
 }
 
+/** The next turn of the event loop, shared by every request that waits in this one (one setImmediate, one promise). */
+let nextTurn: Promise<void> | null = null;
+function afterThisTurn(): Promise<void> {
+  return (nextTurn ??= new Promise<void>((resolve) =>
+    setImmediate(() => {
+      nextTurn = null;
+      resolve();
+    }),
+  ));
+}
+
 /**
  * The body's bytes, at most `limit` of them. A declared length over the limit fails before
  * anything is read. The 'request' event fires while Node's parser is still on the headers; a body
@@ -17,7 +28,7 @@ function tooLarge(limit: number): Error {
  */
 export async function readBodyBytes(req: IncomingMessage, length: number | undefined, limit: number): Promise<Buffer> {
   if (length !== undefined && length > limit) throw tooLarge(limit);
-  if (!req.complete) await new Promise<void>((resolve) => setImmediate(resolve));
+  if (!req.complete) await afterThisTurn();
   if (req.complete && !req.readableFlowing && !req.readableDidRead) {
     const buffer = (req.read() as Buffer | null) ?? Buffer.alloc(0);
     if (buffer.length > limit) throw tooLarge(limit);
