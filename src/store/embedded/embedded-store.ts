@@ -307,7 +307,7 @@ async function buildIndexes(db: Datastore<Doc>, spec: CollectionSpec): Promise<v
 export const DEFAULT_EMBEDDED_MAX_EVENTS = 100_000;
 
 export interface EmbeddedStoreOptions extends RetentionOptions {
-  /** The newest this many audit events are kept (TESSERA_EMBEDDED_MAX_EVENTS): the embedded store holds every record in memory. */
+  /** The newest this many audit events are kept (TESSERA_EMBEDDED_MAX_EVENTS): a bound on the audit log's file (event-log.ts). */
   maxEvents?: number;
 }
 
