@@ -62,7 +62,7 @@ export class SigningKeyService {
     if (!record) throw new Error(`provider ${providerId} has no active signing key`);
     const { plaintext } = await compactDecrypt(record.encryptedPrivateJwk, this.encryptionKey);
     const privateJwk = JSON.parse(new TextDecoder().decode(plaintext)) as JWK;
-    const key: ActiveSigningKey = { kid: record.id, alg: record.algorithm, privateKey: createPrivateKey({ key: privateJwk as never, format: 'jwk' }) };
+    const key: ActiveSigningKey = { kid: record.id, alg: record.algorithm, privateKey: createPrivateKey({ key: privateJwk, format: 'jwk' }) };
     this.active.set(providerId, { key, at: Date.now() });
     return key;
   }
@@ -84,7 +84,7 @@ export class SigningKeyService {
     const jwks = { keys: records.sort((a, b) => Number(b.active) - Number(a.active)).map((r) => r.publicJwk) };
     const byKid = new Map<string, VerificationKey>();
     for (const record of records) {
-      byKid.set(record.id, { alg: record.algorithm, key: createPublicKey({ key: record.publicJwk as never, format: 'jwk' }) });
+      byKid.set(record.id, { alg: record.algorithm, key: createPublicKey({ key: record.publicJwk, format: 'jwk' }) });
     }
     const entry = { jwks, byKid, at: Date.now() };
     this.jwks.set(providerId, entry);
