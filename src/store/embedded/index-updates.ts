@@ -42,7 +42,9 @@ const model = require('@seald-io/nedb/lib/model.js') as {
 /** The key of `doc` in `index` when it is one plain value this fast path handles (null included), else undefined. */
 function plainKey(index: IndexPrototype, doc: Doc): string | number | boolean | Date | null | undefined {
   if (index._fields.length !== 1) return undefined;
-  const key = model.getDotValues(doc, index._fields);
+  const field = index._fields[0]!;
+  // A top-level field is what getDotValues reads for it, without splitting the name on every call.
+  const key = field.includes('.') ? model.getDotValues(doc, index._fields) : doc[field];
   if (key === null || typeof key === 'string' || typeof key === 'number' || typeof key === 'boolean' || key instanceof Date) return key;
   return undefined;
 }
