@@ -24,6 +24,7 @@ interface Tree {
   search(key: unknown): Doc[];
   betweenBounds(query: Record<string, unknown>): Doc[];
   executeOnEveryNode(fn: (node: { key?: unknown; data: Doc[] }) => void): void;
+  getNumberOfKeys(): number;
 }
 const AVLTree = require('@seald-io/binary-search-tree').AVLTree as new (options: object) => Tree;
 const avl = (unique: boolean): Tree => new AVLTree({ unique, compareKeys: model.compareThings, checkValueEquality: (a: unknown, b: unknown) => a === b });
@@ -53,7 +54,7 @@ function allIds(tree: Tree): number[] {
   return ids.sort((a, b) => a - b);
 }
 
-test('a hashed index answers every key, range and unique violation as NeDB\'s AVL tree does', () => {
+test('a hashed index answers every key, range, key count and unique violation as NeDB\'s AVL tree does', () => {
   const docs: Doc[] = Array.from({ length: 8 }, (_, n) => ({ n }));
   fc.assert(fc.property(fc.boolean(), fc.array(op, { maxLength: 60 }), fc.array(key, { maxLength: 6 }), fc.array(bounds, { maxLength: 4 }),
     (unique, ops, probes, ranges) => {
@@ -87,6 +88,7 @@ test('a hashed index answers every key, range and unique violation as NeDB\'s AV
       for (const probe of [...probes, ...ops.map((step) => step.key)]) assert.deepEqual(hashed.search(probe), tree.search(probe));
       for (const range of ranges) assert.deepEqual(hashed.betweenBounds(range), tree.betweenBounds(range));
       assert.deepEqual(allIds(hashed as unknown as Tree), allIds(tree));
+      assert.equal(hashed.getNumberOfKeys(), tree.getNumberOfKeys());
     }), { numRuns: 400 });
 });
 
