@@ -120,8 +120,7 @@ export class UserService {
 
   /** One page of users, newest first (keyset on createdAt, id: deep pages cost what the first does). */
   listPage(filter: UserListFilter, request: PageRequest): Promise<Page<User>> {
-    // A search may match few users: ask how many match before widening windows over all of them.
-    return keysetPage(this.collections.users, userFilter(filter, 'page'), request, -1, { sparse: Boolean(filter.search?.trim()) });
+    return keysetPage(this.collections.users, userFilter(filter, 'page'), request, -1);
   }
 
   count(filter: UserListFilter): Promise<number> {
@@ -254,8 +253,8 @@ function userFilter(filter: UserListFilter, use: 'page' | 'count'): Filter {
   if (filter.type != null) {
     if (!USER_TYPES.includes(filter.type)) throw new ValidationError('filter.type', 'is not a user type');
     // For a page, under $and: a type is not selective (four values), and at the top the embedded
-    // store would walk every user of that type instead of the createdAt range of the page. For a
-    // count, at the top, where the type index answers it.
+    // store would take every user of that type and order them, where under $and it walks the
+    // createdAt index and stops at the page. For a count, at the top, where the type index answers it.
     if (use === 'page') out.$and = [{ type: filter.type }];
     else out.type = filter.type;
   }
