@@ -4,7 +4,7 @@
  * file write instead of 100,000 appends), starts a real Tessera on it, and prints p50/p99 latency
  * over GraphQL of a first page, a deep page (after= a cursor near the end) and a search.
  *
- * BENCH_REQUESTS (default 200) sequential requests per line after 3 unmeasured ones, but no more
+ * BENCH_REQUESTS (default 200) sequential requests per line after 20 unmeasured ones, but no more
  * than BENCH_LINE_MS (default 8,000 ms) of them (at least 20): p99 of fewer than 100 is the slowest.
  * The embedded store remembers counts until its next write, so one line asks for totalCount
  * right after a write each time (the write not measured): the count as a first visit pays it.
@@ -101,7 +101,8 @@ async function measure(url: string, label: string, query: string, variables: Rec
   if (LINES.length > 0 && !LINES.some((line) => label.toLowerCase().includes(line))) return;
   const run = async () => (await graphql<UsersPage>(url, label, query, variables)).users;
   const check = await run();
-  for (let i = 0; i < 3; i++) await run();
+  // Warm-up (JIT tiers, the collections after loading): unmeasured.
+  for (let i = 0; i < 20; i++) await run();
   const times: number[] = [];
   const started = performance.now();
   const cpu = process.cpuUsage();
