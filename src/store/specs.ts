@@ -42,12 +42,14 @@ export const COLLECTION_SPECS: Record<keyof Collections, CollectionSpec> = {
   appPasswords: { unique: ['secretHash'], indexes: ['userId'] },
   signingKeys: { unique: [], indexes: ['providerId'], json: ['publicJwk'] },
   federatedSources: { unique: ['slug'], indexes: [], json: ['jwks'] },
-  // Kept a day past expiry so that a late poll still hears expired_token, not invalid_grant.
+  // Kept an hour past expiry so that a late poll still hears expired_token, not invalid_grant
+  // (RFC 8628 §3.5: a device stops at expires_in; either answer ends its flow). Longer would
+  // only hold more dead records: the embedded store keeps every one in memory until it goes.
   // clientId: only deleting a client or provider filters on it (every authorization of a busy
   // client shares the key, which each write of one of them would walk in the embedded store).
   deviceAuthorizations: {
     unique: ['deviceCodeHash', 'userCode'], indexes: [], mongoOnlyIndexes: ['clientId'],
-    ttl: { field: 'expiresAt', afterSeconds: 86_400 },
+    ttl: { field: 'expiresAt', afterSeconds: 3_600 },
   },
   refreshTokens: { unique: ['tokenHash'], indexes: ['familyId', 'userId'], ttl: { field: 'expiresAt', afterSeconds: 0 } },
   revokedTokens: { unique: [], indexes: [], ttl: { field: 'expiresAt', afterSeconds: 0 } },
