@@ -11,7 +11,7 @@ import type { Collections } from '../store/ports.js';
 export interface ActiveSigningKey {
   kid: string;
   alg: SigningAlgorithm;
-  /** Imported once; node:crypto signs with it directly, and jose accepts it too. */
+  /** Imported once; jose signs with it (converting it to a CryptoKey once). */
   privateKey: KeyObject;
 }
 

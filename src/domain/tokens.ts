@@ -2,8 +2,8 @@
  * Access tokens (RFC 9068 JWTs), ID tokens and refresh tokens. Issuing an access token writes
  * nothing: revocation is a denylist of jti until exp, checked when a token is verified.
  */
-import { randomUUID, sign, type KeyObject } from 'node:crypto';
-import { decodeJwt, errors, jwtVerify, type JWTHeaderParameters, type JWTPayload } from 'jose';
+import { randomUUID, type KeyObject } from 'node:crypto';
+import { CompactSign, decodeJwt, errors, jwtVerify, type CompactJWSHeaderParameters, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import type { Client, Provider, RefreshToken, SigningAlgorithm, User } from './model.js';
 import type { ActiveSigningKey, SigningKeyService } from './keys.js';
 import type { ProviderService } from './providers.js';
@@ -68,35 +68,23 @@ interface VerifiedEntry {
   revoked?: true;
 }
 
-const base64url = (value: string): string => Buffer.from(value, 'utf8').toString('base64url');
-
-/**
- * Signs `<header>.<payload>` as a compact JWS (RFC 7515) with node:crypto and the imported
- * KeyObject. ES256 and EdDSA sign in tens of microseconds, cheaper inline than a thread-pool
- * round trip; RS256 takes about a millisecond and goes to the thread pool.
- */
-function signCompact(alg: SigningAlgorithm, key: KeyObject, encodedHeader: string, payload: object): Promise<string> {
-  const input = `${encodedHeader}.${base64url(JSON.stringify(payload))}`;
-  const data = Buffer.from(input, 'latin1');
-  if (alg === 'ES256') return Promise.resolve(`${input}.${sign('sha256', data, { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`);
-  if (alg === 'EdDSA') return Promise.resolve(`${input}.${sign(null, data, key).toString('base64url')}`);
-  return new Promise((resolve, reject) => {
-    sign('sha256', data, key, (error, signature) => (error ? reject(error) : resolve(`${input}.${signature.toString('base64url')}`)));
-  });
-}
-
-/** The protected header of a key and token type, encoded once per key. */
-const encodedHeaders = new WeakMap<ActiveSigningKey, { accessToken: string; idToken: string }>();
-function headersOf(key: ActiveSigningKey): { accessToken: string; idToken: string } {
-  let headers = encodedHeaders.get(key);
+/** The protected headers of a key, built once per key (jose encodes them per token). */
+const protectedHeaders = new WeakMap<ActiveSigningKey, { accessToken: CompactJWSHeaderParameters; idToken: CompactJWSHeaderParameters }>();
+function headersOf(key: ActiveSigningKey): { accessToken: CompactJWSHeaderParameters; idToken: CompactJWSHeaderParameters } {
+  let headers = protectedHeaders.get(key);
   if (!headers) {
-    headers = {
-      accessToken: base64url(JSON.stringify({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })),
-      idToken: base64url(JSON.stringify({ alg: key.alg, kid: key.kid, typ: 'JWT' })),
-    };
-    encodedHeaders.set(key, headers);
+    headers = { accessToken: { alg: key.alg, kid: key.kid, typ: 'at+jwt' }, idToken: { alg: key.alg, kid: key.kid, typ: 'JWT' } };
+    protectedHeaders.set(key, headers);
   }
   return headers;
+}
+
+/**
+ * A compact JWS (RFC 7515) of the claims, signed by jose (as every JOSE operation here) with the
+ * KeyObject imported once; jose turns it into a CryptoKey once and keeps it.
+ */
+function signCompact(key: KeyObject, header: CompactJWSHeaderParameters, payload: object): Promise<string> {
+  return new CompactSign(Buffer.from(JSON.stringify(payload))).setProtectedHeader(header).sign(key);
 }
 
 const RESERVED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'client_id', 'scope', 'auth_time', 'acr', 'amr', 'typ', 'azp', 'nonce']);
@@ -134,7 +122,7 @@ export class TokenService {
       exp,
       jti: randomUUID(),
     };
-    const token = await signCompact(key.alg, key.privateKey, headersOf(key).accessToken, claims);
+    const token = await signCompact(key.privateKey, headersOf(key).accessToken, claims);
     return { token, claims, expiresIn: Math.max(0, exp - now) };
   }
 
@@ -152,7 +140,7 @@ export class TokenService {
       iat: now,
       exp,
     };
-    return signCompact(key.alg, key.privateKey, headersOf(key).idToken, claims);
+    return signCompact(key.privateKey, headersOf(key).idToken, claims);
   }
 
   /** What both token kinds share: the signing key, the lifetime (capped by notAfter), and the scope and mapping claims. */
