@@ -73,82 +73,44 @@ export function nedbFilter(filter: Doc): Doc {
 
 const query = (filter: Filter): Doc => nedbFilter(toStoredFilter(filter));
 
-/** A node of NeDB's AVL index tree (@seald-io/binary-search-tree): the records with one key. */
-interface TreeNode { key?: unknown; data: Doc[]; left?: TreeNode | null; right?: TreeNode | null }
-
-/**
- * The key at or below which the `count` records with the smallest keys lie, walking the tree in
- * order (the largest key when there are fewer; undefined when the tree is empty).
- */
-function keyOfNth(root: TreeNode, count: number): unknown {
-  if (!Object.prototype.hasOwnProperty.call(root, 'key')) return undefined; // an empty tree
-  const stack: TreeNode[] = [];
-  let node: TreeNode | null | undefined = root;
-  let seen = 0;
-  let last: unknown;
-  while (node || stack.length > 0) {
-    while (node) {
-      stack.push(node);
-      node = node.left;
-    }
-    const current = stack.pop()!;
-    seen += current.data.length;
-    last = current.key;
-    if (seen >= count) return last;
-    node = current.right;
-  }
-  return last;
-}
-
-/** Records inserted, or pruned, per NeDB operation (each holds the event loop while NeDB indexes them). */
+/** Records inserted, or swept, per NeDB operation (each holds the event loop while NeDB indexes them). */
 const INSERT_CHUNK = 100;
-const PRUNE_CHUNK = 250;
-
-/** Retention of the embedded store's audit events: at most `maxRecords`, and none older than the TTL. */
-interface RecordCap { field: string; maxRecords: number }
+const SWEEP_CHUNK = 500;
+/** How often expired records are swept out (see sweepExpired). */
+export const SWEEP_INTERVAL_MS = 60_000;
 
 class EmbeddedCollection<T extends { id: string }> implements DocumentCollection<T> {
-  /** An upper bound of the record count (expiry on read is not seen), recounted before each pruning. */
-  private size: number | null = null;
-
   constructor(
     private readonly name: string,
     private readonly db: Datastore<Doc>,
     private readonly spec: CollectionSpec,
-    private readonly cap: RecordCap | null = null,
   ) {}
 
-  private indexRoot(field: string): TreeNode {
-    return (this.db as unknown as { indexes: Record<string, { tree: { tree: TreeNode } }> }).indexes[field]!.tree.tree;
-  }
-
   /**
-   * Keeps a capped collection within its cap, and removes what is past its TTL even if no read
-   * meets it (NeDB expires on read only, and the audit log is written far more than read). Runs
-   * after each insert, off the response path (the audit log's flush), removing the oldest records
-   * PRUNE_CHUNK at a time and yielding in between, so requests are not held up behind it.
+   * Removes the records past their TTL. NeDB expires a record only when a read meets it, and the
+   * hot collections are read by one key at a time: without this, every device authorization,
+   * refresh token and denylisted jti ever written would stay in memory until a restart. Runs off
+   * the request path, SWEEP_CHUNK records per NeDB operation, yielding in between.
    */
-  private async prune(added: number): Promise<void> {
-    const cap = this.cap;
-    if (!cap) return;
-    const ttl = this.spec.ttl?.field === cap.field ? this.spec.ttl.afterSeconds : null;
-    // Counted once; then kept by inserts and deletes (an upper bound: expiry on read is not seen).
-    this.size = (this.size ?? this.db.getAllData().length - added) + added;
-    for (;;) {
-      const excess = this.size - cap.maxRecords;
-      const limit = ttl === null ? null : new Date(Date.now() - ttl * 1000);
-      const oldest = keyOfNth(this.indexRoot(cap.field), 1);
-      const tooOld = limit !== null && oldest instanceof Date && oldest < limit;
-      if (excess <= 0 && !tooOld) return;
-      // Over the cap: the oldest `excess` (a chunk at most). Only too old: up to a chunk, none newer than the limit.
-      let cutoff = keyOfNth(this.indexRoot(cap.field), excess > 0 ? Math.min(excess, PRUNE_CHUNK) : PRUNE_CHUNK);
-      if (cutoff === undefined) return;
-      if (excess <= 0 && limit !== null && cutoff instanceof Date && cutoff >= limit) cutoff = new Date(limit.getTime() - 1);
-      const removed = await this.db.removeAsync({ [cap.field]: { $lte: cutoff } }, { multi: true });
-      this.size -= removed;
-      if (removed === 0) return;
-      await new Promise<void>((resolve) => setImmediate(resolve));
+  async sweepExpired(now = Date.now(), stopped: () => boolean = () => false): Promise<number> {
+    const ttl = this.spec.ttl;
+    if (!ttl) return 0;
+    const limit = now - ttl.afterSeconds * 1000;
+    const expired: unknown[] = [];
+    for (const doc of this.db.getAllData()) {
+      const at = doc[ttl.field];
+      if (at instanceof Date && at.getTime() < limit) expired.push(doc._id);
     }
+    let removed = 0;
+    for (let at = 0; at < expired.length; at += SWEEP_CHUNK) {
+      if (at > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (stopped()) break;
+      // The TTL condition again: a record may have been updated since it was seen.
+      removed += await this.db.removeAsync(
+        { _id: { $in: expired.slice(at, at + SWEEP_CHUNK) }, [ttl.field]: { $lt: new Date(limit) } }, { multi: true },
+      );
+    }
+    return removed;
   }
 
   /**
@@ -189,7 +151,6 @@ class EmbeddedCollection<T extends { id: string }> implements DocumentCollection
   async insert(doc: T): Promise<T> {
     const stored = toStored(doc, this.spec);
     const inserted = await this.write(() => this.db.insertAsync(stored), stored, ['_id', ...this.spec.unique]);
-    await this.prune(1);
     return fromStored<T>(inserted, this.spec)!;
   }
 
@@ -206,7 +167,6 @@ class EmbeddedCollection<T extends { id: string }> implements DocumentCollection
     } catch (caught) {
       if (!isUniqueViolation(caught)) throw caught;
       // Some record of this chunk collides: store the rest one by one, and report the first collision.
-      if (at > 0) await this.prune(at);
       let conflict: unknown = null;
       for (const doc of docs.slice(at)) {
         try {
@@ -217,9 +177,7 @@ class EmbeddedCollection<T extends { id: string }> implements DocumentCollection
         }
       }
       if (conflict) throw conflict;
-      return;
     }
-    await this.prune(docs.length);
   }
 
   async findOne(filter: Filter): Promise<T | null> {
@@ -261,15 +219,11 @@ class EmbeddedCollection<T extends { id: string }> implements DocumentCollection
   }
 
   async deleteOne(filter: Filter): Promise<boolean> {
-    const removed = await this.db.removeAsync(query(filter), { multi: false });
-    if (this.size !== null) this.size -= removed;
-    return removed > 0;
+    return (await this.db.removeAsync(query(filter), { multi: false })) > 0;
   }
 
   async deleteMany(filter: Filter): Promise<number> {
-    const removed = await this.db.removeAsync(query(filter), { multi: true });
-    if (this.size !== null) this.size -= removed;
-    return removed;
+    return this.db.removeAsync(query(filter), { multi: true });
   }
 }
 
@@ -311,13 +265,19 @@ export interface EmbeddedStoreOptions extends RetentionOptions {
   maxEvents?: number;
 }
 
-export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreOptions = {}): Promise<StoreAdapter> {
+export interface EmbeddedStore extends StoreAdapter {
+  /** Sweeps out every record past its TTL now (it also happens every SWEEP_INTERVAL_MS); resolves to how many went. */
+  sweepExpired(): Promise<number>;
+}
+
+export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreOptions = {}): Promise<EmbeddedStore> {
   const specs = collectionSpecs(options);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   installIndexFastPaths();
   const databases = new Map<string, Datastore<Doc>>();
   const logs: AppendLog[] = [];
   const collections: Record<string, DocumentCollection<{ id: string }>> = {};
+  const expiring: EmbeddedCollection<{ id: string }>[] = [];
   let events: EventLogCollection<{ id: string }> | null = null;
   for (const name of COLLECTION_NAMES) {
     const spec = specs[name];
@@ -334,15 +294,38 @@ export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreO
     // Rewrites the append-only file now and then, so it does not grow without bound.
     db.setAutocompactionInterval(10 * 60_000);
     databases.set(name, db);
-    collections[name] = new EmbeddedCollection(name, db, spec);
+    const collection = new EmbeddedCollection(name, db, spec);
+    collections[name] = collection;
+    if (spec.ttl) expiring.push(collection);
   }
+  // Expired records are swept out at start (a restart loads them all) and then every minute.
+  let closing = false;
+  let sweeping: Promise<number> = Promise.resolve(0);
+  const sweep = (): Promise<number> => {
+    sweeping = sweeping.then(async () => {
+      let removed = 0;
+      for (const collection of expiring) {
+        if (closing) break;
+        // A failed write is not lost work: what was not removed is removed by the next sweep.
+        removed += await collection.sweepExpired(Date.now(), () => closing).catch(() => 0);
+      }
+      return removed;
+    });
+    return sweeping;
+  };
+  void sweep();
+  const sweeper = setInterval(sweep, SWEEP_INTERVAL_MS).unref();
   return {
     kind: 'embedded',
     ...(collections as unknown as Omit<StoreAdapter, 'kind' | 'ping' | 'close'>),
     async ping() {
       await databases.get('providers')!.countAsync({});
     },
+    sweepExpired: sweep,
     async close() {
+      closing = true;
+      clearInterval(sweeper);
+      await sweeping;
       for (const db of databases.values()) {
         db.stopAutocompaction();
         await db.compactDatafileAsync();
