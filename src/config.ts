@@ -22,7 +22,7 @@ export interface Config {
   workers: number;
   /** Audit events are removed this many days after they were written (both stores). */
   eventRetentionDays: number;
-  /** The embedded store keeps the newest this many audit events (it holds every record in memory). */
+  /** The embedded store keeps the newest this many audit events (on disk, with a small index of each in memory). */
   embeddedMaxEvents: number;
 }
 
