@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -78,6 +78,36 @@ test('a compaction writes the datafile NeDB\'s own compaction writes', async () 
     const text = await readFile(path.join(dir, 'ours.db'), 'utf8');
     assert.equal(text, await readFile(path.join(dir, 'nedb.db'), 'utf8'));
     assert.equal(text.split('\n').length, 3000 - 1 + 1 + 1); // one removed, the index line, the last newline
+  });
+});
+
+test('a compaction that the file system takes in short writes still writes every record', async () => {
+  await withTempDir(async (dir) => {
+    const filename = path.join(dir, 'a.db');
+    const db = new Datastore<Doc>({ filename });
+    useAppendLog(db);
+    await db.loadDatabaseAsync();
+    await db.insertAsync(Array.from({ length: 200 }, (_, n) => ({ _id: `id-${n}`, n, text: 'x'.repeat(50) })));
+    // write(2) may take fewer bytes than asked (a full disk takes what fits, then fails): every
+    // write here takes half of what it is given, as a file system close to full would.
+    const probe = await open(path.join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<{ bytesWritten: number }> };
+    await probe.close();
+    const write = proto.write;
+    proto.write = function (this: unknown, data: unknown, offset?: unknown, length?: unknown, position?: unknown) {
+      if (typeof data === 'string') data = Buffer.from(data, 'utf8');
+      const bytes = data as Buffer;
+      const from = typeof offset === 'number' ? offset : 0;
+      const size = typeof length === 'number' ? length : bytes.length - from;
+      return write.call(this, bytes, from, Math.max(1, Math.floor(size / 2)), position ?? null);
+    };
+    try {
+      await db.compactDatafileAsync();
+    } finally {
+      proto.write = write;
+    }
+    const loaded = await reload(filename);
+    assert.equal(loaded.length, 200);
   });
 });
 

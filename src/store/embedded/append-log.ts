@@ -120,16 +120,26 @@ async function compact(db: CompactedDatastore, persistence: Persistence): Promis
   await storage.flushToStorageAsync({ filename: directory, isDir: true, mode: modes.dirMode });
   if (await storage.existsAsync(filename)) await storage.flushToStorageAsync({ filename, mode: modes.fileMode });
   const handle = await open(temp, 'w', modes.fileMode);
+  // write(2) may take fewer bytes than asked (a full disk takes what fits): finish each chunk or
+  // throw, never rename a short file over the datafile.
+  const writeAll = async (text: string): Promise<void> => {
+    const bytes = Buffer.from(text, 'utf8');
+    for (let done = 0; done < bytes.length; ) {
+      const { bytesWritten } = await handle.write(bytes, done, bytes.length - done);
+      if (bytesWritten <= 0) throw new Error(`${temp}: the file system took no bytes`);
+      done += bytesWritten;
+    }
+  };
   try {
     let text = '';
     for (const doc of docs) {
       text += `${serializeForDatafile(doc)}\n`;
       if (text.length >= COMPACTION_CHUNK_CHARS) {
-        await handle.write(text);
+        await writeAll(text);
         text = '';
       }
     }
-    if (text.length > 0) await handle.write(text);
+    if (text.length > 0) await writeAll(text);
   } finally {
     await handle.close();
   }
