@@ -19,8 +19,8 @@
  *   ES256). Claims differ slightly: the peer's tokens carry no scope when none was asked for.
  * - Introspection. Tessera introspects its JWT access token: the signature is verified the first
  *   time and remembered by the token's SHA-256 until exp (src/domain/tokens.ts), so the rounds,
- *   which introspect one token, measure the repeat; the denylist and the user are read from the
- *   store on every request. The peer refuses to introspect JWT access tokens, so it is given an
+ *   which introspect one token, measure the repeat; the denylist is read from the store on every
+ *   request, the user through a 2 s cache. The peer refuses to introspect JWT access tokens, so it is given an
  *   opaque client_credentials token (no resource indicator), looked up in memory.
  * - Device polls. Both are polled round-robin over codes made up front so each code is polled no
  *   faster than once a second (Tessera's provider has pollIntervalSeconds 1); Tessera records each
