@@ -99,3 +99,36 @@ export async function postForm(url: string, form: Record<string, string>, header
 export function basic(id: string, secret: string): string {
   return `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 }
+
+/** An HTTP answer as it came over a raw socket (tests that send bytes fetch would refuse or normalise). */
+export interface RawAnswer {
+  status: number;
+  headers: Map<string, string>;
+  /** Header names as sent, lower-cased, one per line (to see a header sent twice). */
+  names: string[];
+  body: string;
+}
+
+/**
+ * Connects to `url`'s host and port, lets `send` write the request (all at once or in parts), and
+ * reads the answer until the server closes the connection.
+ */
+export function rawExchange(url: string, send: (socket: net.Socket) => void | Promise<void>): Promise<RawAnswer> {
+  const { port, hostname } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname, () => {
+      Promise.resolve(send(socket)).catch(reject);
+    });
+    let data = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (data += chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const [head = '', ...rest] = data.split('\r\n\r\n');
+      const [statusLine = '', ...lines] = head.split('\r\n');
+      const names = lines.map((l) => l.slice(0, l.indexOf(':')).toLowerCase());
+      const headers = new Map(lines.map((l, i) => [names[i]!, l.slice(l.indexOf(':') + 1).trim()] as [string, string]));
+      resolve({ status: Number(statusLine.split(' ')[1]), headers, names, body: rest.join('\r\n\r\n') });
+    });
+  });
+}

@@ -3,13 +3,12 @@
  * form-only guard of the OAuth endpoints. A real server over HTTP.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { freePort, startTestServer, type TestServer } from '../helpers/server.js';
+import { freePort, rawExchange, startTestServer, type RawAnswer, type TestServer } from '../helpers/server.js';
 import { parseFormEncoded } from '../../src/http/body.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/http/logger.js';
@@ -29,20 +28,9 @@ after(async () => {
 });
 
 /** Sends bytes as they are (fetch would refuse or normalise them) and returns the raw response. */
-function rawRequest(bytes: string | Buffer): Promise<{ status: number; headers: Map<string, string>; body: string }> {
-  const { port, hostname } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(port), hostname, () => socket.end(bytes));
-    let data = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => (data += chunk));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      const [head = '', ...rest] = data.split('\r\n\r\n');
-      const [statusLine = '', ...lines] = head.split('\r\n');
-      const headers = new Map(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()] as [string, string]));
-      resolve({ status: Number(statusLine.split(' ')[1]), headers, body: rest.join('\r\n\r\n') });
-    });
+function rawRequest(bytes: string | Buffer): Promise<RawAnswer> {
+  return rawExchange(url, (socket) => {
+    socket.end(bytes);
   });
 }
 

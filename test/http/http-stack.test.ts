@@ -4,9 +4,8 @@
  * request counts summed per scrape. A real server over HTTP.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { rawExchange, startTestServer, type RawAnswer, type TestServer } from '../helpers/server.js';
 
 let server: TestServer;
 const TOKEN = '/application/o/token/';
@@ -19,36 +18,14 @@ after(async () => {
   await server.stop();
 });
 
-interface RawAnswer {
-  status: number;
-  headers: Map<string, string>;
-  /** Header names as sent, lower-cased, one per line (to see a header sent twice). */
-  names: string[];
-  body: string;
-}
-
 /** Sends the request in parts, `pauseMs` apart (each part its own packet), and reads the answer. */
 function sendInParts(parts: (string | Buffer)[], pauseMs: number): Promise<RawAnswer> {
-  const { port, hostname } = new URL(server.url);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(port), hostname, async () => {
-      socket.setNoDelay(true);
-      for (const [i, part] of parts.entries()) {
-        if (i > 0) await new Promise((r) => setTimeout(r, pauseMs));
-        socket.write(part);
-      }
-    });
-    let data = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => (data += chunk));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      const [head = '', ...rest] = data.split('\r\n\r\n');
-      const [statusLine = '', ...lines] = head.split('\r\n');
-      const headers = new Map(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()] as [string, string]));
-      const names = lines.map((l) => l.slice(0, l.indexOf(':')).toLowerCase());
-      resolve({ status: Number(statusLine.split(' ')[1]), headers, names, body: rest.join('\r\n\r\n') });
-    });
+  return rawExchange(server.url, async (socket) => {
+    socket.setNoDelay(true);
+    for (const [i, part] of parts.entries()) {
+      if (i > 0) await new Promise((r) => setTimeout(r, pauseMs));
+      socket.write(part);
+    }
   });
 }
 
