@@ -30,7 +30,6 @@ export class EventQuery {
       if (field === 'action') where.$and = [{ action: value }];
       else where[field] = value;
     }
-    const sparse = filter.requestId != null || filter.clientId != null || filter.username != null;
-    return keysetPage(this.collections.events, where, request, -1, { sparse });
+    return keysetPage(this.collections.events, where, request, -1);
   }
 }

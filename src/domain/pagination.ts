@@ -45,14 +45,13 @@ export function validatePageSize(first: number | null | undefined): number {
  * neither has an index on the pair. The page is then completed with the records that share the
  * last one's createdAt: those are the only ones whose place the createdAt order leaves open (every
  * record nearer than it is in the answer, every one farther comes after all of them), and the id
- * orders them. `options` is no longer needed (the old window search asked how sparse matches were).
+ * orders them.
  */
 export async function keysetPage<T extends { id: string; createdAt: Date }>(
   collection: DocumentCollection<T>,
   filter: Filter,
   request: PageRequest,
   order: 1 | -1,
-  _options: { sparse?: boolean } = {},
 ): Promise<Page<T>> {
   const limit = request.first + 1;
   const paged = pageFilter(filter, request.after, order);

@@ -4,7 +4,7 @@
  */
 import { randomUUID, type KeyObject } from 'node:crypto';
 import { CompactSign, decodeJwt, errors, jwtVerify, type CompactJWSHeaderParameters, type JWTHeaderParameters, type JWTPayload } from 'jose';
-import type { Client, Provider, RefreshToken, SigningAlgorithm, User } from './model.js';
+import type { Client, Provider, RefreshToken, User } from './model.js';
 import type { ActiveSigningKey, SigningKeyService } from './keys.js';
 import type { ProviderService } from './providers.js';
 import { generateSecret, sha256, sha256Hex } from './secrets.js';
