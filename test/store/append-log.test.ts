@@ -33,12 +33,18 @@ async function reload(filename: string): Promise<Doc[]> {
   return (await db.findAsync({})).sort((a, b) => String(a._id).localeCompare(String(b._id)));
 }
 
+/** A datastore on `filename` with the append log in place of NeDB's persistence, loaded. */
+async function openWithAppendLog(filename: string): Promise<NedbModule.default<Doc>> {
+  const db = new Datastore<Doc>({ filename });
+  useAppendLog(db);
+  await db.loadDatabaseAsync();
+  return db;
+}
+
 test('an acknowledged write is in the datafile before its promise resolves', async () => {
   await withTempDir(async (dir) => {
     const filename = path.join(dir, 'a.db');
-    const db = new Datastore<Doc>({ filename });
-    useAppendLog(db);
-    await db.loadDatabaseAsync();
+    const db = await openWithAppendLog(filename);
     await db.insertAsync({ _id: 'one', n: 1 });
     await db.insertAsync([{ _id: 'two', n: 2 }, { _id: 'three', n: 3 }]);
     await db.updateAsync({ _id: 'one' }, { $set: { n: 10 } }, {});
@@ -84,9 +90,7 @@ test('a compaction writes the datafile NeDB\'s own compaction writes', async () 
 test('a compaction that the file system takes in short writes still writes every record', async () => {
   await withTempDir(async (dir) => {
     const filename = path.join(dir, 'a.db');
-    const db = new Datastore<Doc>({ filename });
-    useAppendLog(db);
-    await db.loadDatabaseAsync();
+    const db = await openWithAppendLog(filename);
     await db.insertAsync(Array.from({ length: 200 }, (_, n) => ({ _id: `id-${n}`, n, text: 'x'.repeat(50) })));
     // write(2) may take fewer bytes than asked (a full disk takes what fits, then fails): every
     // write here takes half of what it is given, as a file system close to full would.
@@ -114,9 +118,7 @@ test('a compaction that the file system takes in short writes still writes every
 test('writes after a compaction go to the new datafile and survive a reopen', async () => {
   await withTempDir(async (dir) => {
     const filename = path.join(dir, 'a.db');
-    const db = new Datastore<Doc>({ filename });
-    useAppendLog(db);
-    await db.loadDatabaseAsync();
+    const db = await openWithAppendLog(filename);
     await db.insertAsync({ _id: 'before', n: 1 });
     await db.compactDatafileAsync();
     await db.insertAsync({ _id: 'after', n: 2 });
