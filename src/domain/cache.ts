@@ -47,3 +47,24 @@ export class TtlCache<V> {
     });
   }
 }
+
+/**
+ * The results of a pure function of a string, remembered per input: for values worked out per
+ * request from a handful of inputs (alphabets, base URLs, account names). Bounded: when full it
+ * forgets everything, which costs only recomputation.
+ */
+export class Memo<V> {
+  private readonly values = new Map<string, V>();
+
+  constructor(private readonly maxEntries: number) {}
+
+  get(key: string, compute: () => V): V {
+    let value = this.values.get(key);
+    if (value === undefined && !this.values.has(key)) {
+      value = compute();
+      if (this.values.size >= this.maxEntries) this.values.clear();
+      this.values.set(key, value);
+    }
+    return value as V;
+  }
+}

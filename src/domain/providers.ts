@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { DeviceFlowSettings, Provider, SigningAlgorithm, UserCodeCharset } from './model.js';
 import { SIGNING_ALGORITHMS, USER_CODE_CHARSETS } from './model.js';
 import { DomainConflictError, NotFoundError, ValidationError } from './errors.js';
-import { TtlCache } from './cache.js';
+import { Memo, TtlCache } from './cache.js';
 import type { SigningKeyService } from './keys.js';
 import type { Collections } from '../store/ports.js';
 import { ConflictError } from '../store/errors.js';
@@ -41,18 +41,13 @@ export function userCodeAlphabet(settings: Pick<DeviceFlowSettings, 'userCodeCha
   return settings.userCodeCharset === 'CUSTOM' ? (settings.userCodeAlphabet ?? '') : USER_CODE_ALPHABETS[settings.userCodeCharset];
 }
 
+// Providers have a handful of alphabets; the bound only guards against unbounded growth.
+const caseInsensitiveAlphabets = new Memo<boolean>(1_000);
+
 /** Letters are case-insensitive on entry unless the alphabet itself tells cases apart. */
 export function alphabetIsCaseInsensitive(alphabet: string): boolean {
-  let known = caseInsensitiveAlphabets.get(alphabet);
-  if (known === undefined) {
-    known = new Set(alphabet.toUpperCase()).size === new Set(alphabet).size;
-    // Providers have a handful of alphabets; the bound only guards against unbounded growth.
-    if (caseInsensitiveAlphabets.size >= 1_000) caseInsensitiveAlphabets.clear();
-    caseInsensitiveAlphabets.set(alphabet, known);
-  }
-  return known;
+  return caseInsensitiveAlphabets.get(alphabet, () => new Set(alphabet.toUpperCase()).size === new Set(alphabet).size);
 }
-const caseInsensitiveAlphabets = new Map<string, boolean>();
 
 export function userCodeEntropyBits(length: number, alphabetSize: number): number {
   return alphabetSize < 2 ? 0 : length * Math.log2(alphabetSize);

@@ -7,6 +7,7 @@ import type { Services } from '../domain/services.js';
 import type { Provider } from '../domain/model.js';
 import { deviceFlowFor, UserCodeSpaceExhaustedError, type StartedAuthorization } from '../domain/device-flow.js';
 import { parseScopeParameter, permittedScopes } from '../domain/scopes.js';
+import { Memo } from '../domain/cache.js';
 import { readQuery, type FormParams } from '../http/body.js';
 import { OAuthError } from './errors.js';
 import { oauthEndpoint } from './endpoint.js';
@@ -40,16 +41,12 @@ export function verificationUriComplete(base: string, userCode: string): string 
  * For a base URI without query or fragment (the usual case), `<href>?code=`: what URL's
  * searchParams.set would produce up to the value, worked out once per base instead of per request.
  */
-const prefixes = new Map<string, string | null>();
+const prefixes = new Memo<string | null>(1_000);
 function plainPrefix(base: string): string | null {
-  let prefix = prefixes.get(base);
-  if (prefix === undefined) {
+  return prefixes.get(base, () => {
     const { href } = new URL(base);
-    prefix = href.includes('?') || href.includes('#') ? null : `${href}?code=`;
-    if (prefixes.size >= 1_000) prefixes.clear();
-    prefixes.set(base, prefix);
-  }
-  return prefix;
+    return href.includes('?') || href.includes('#') ? null : `${href}?code=`;
+  });
 }
 
 /** application/x-www-form-urlencoded serialisation of one printable-ASCII value, as URLSearchParams does it. */

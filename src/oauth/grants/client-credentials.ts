@@ -17,6 +17,7 @@ import type { Services } from '../../domain/services.js';
 import { isUsable } from '../../domain/users.js';
 import { parseScopeParameter, permittedScopes } from '../../domain/scopes.js';
 import { sha256Hex } from '../../domain/secrets.js';
+import { Memo } from '../../domain/cache.js';
 import { AssertionRejected, FederationVerifier, looksLikeJwt, peekJwt } from '../../domain/federation/verify-assertion.js';
 import { clientServiceAccountUsername, sourceServiceAccountUsername } from '../../domain/federation/service-accounts.js';
 import { OAuthError, invalidGrant } from '../errors.js';
@@ -133,16 +134,9 @@ function assertGeneratedAccount(user: User, expected: Record<string, string>, us
 }
 
 /** Rule 3's account names, worked out once per (provider slug, client_id): the name is a pure function of them. */
-const clientAccountNames = new Map<string, string>();
+const clientAccountNames = new Memo<string>(10_000);
 function clientAccountName(providerSlug: string, clientId: string): string {
-  const key = `${providerSlug}/${clientId}`;
-  let name = clientAccountNames.get(key);
-  if (name === undefined) {
-    name = clientServiceAccountUsername(providerSlug, clientId);
-    if (clientAccountNames.size >= 10_000) clientAccountNames.clear();
-    clientAccountNames.set(key, name);
-  }
-  return name;
+  return clientAccountNames.get(`${providerSlug}/${clientId}`, () => clientServiceAccountUsername(providerSlug, clientId));
 }
 
 async function clientSecretIdentity(services: Services, provider: Provider, client: Client, attempt: Attempt): Promise<Identity> {
