@@ -52,6 +52,18 @@ export interface AppendLog {
   close(): void;
 }
 
+/**
+ * Writes all of `bytes` at the file's position. write(2) on a regular file may in principle write
+ * less than asked (a full disk): this finishes it, or throws if the file system takes nothing.
+ */
+export function writeAllSync(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.length; ) {
+    const written = writeSync(fd, bytes, done, bytes.length - done);
+    if (written <= 0) throw new Error('the file system took no bytes');
+    done += written;
+  }
+}
+
 /** Replaces `db`'s per-operation append with writes on one kept descriptor. */
 export function useAppendLog(db: unknown): AppendLog {
   const persistence = (db as { persistence: Persistence }).persistence;
@@ -69,9 +81,7 @@ export function useAppendLog(db: unknown): AppendLog {
     for (const doc of newDocs) text += `${serializeForDatafile(doc)}\n`;
     if (text.length === 0) return;
     fd ??= openSync(persistence.filename, 'a', persistence.modes.fileMode);
-    const bytes = Buffer.from(text, 'utf8');
-    // write(2) on a regular file may in principle write less than asked (a full disk): finish it or throw.
-    for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
+    writeAllSync(fd, Buffer.from(text, 'utf8'));
   };
 
   persistence.persistCachedDatabaseAsync = async () => {

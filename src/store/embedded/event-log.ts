@@ -25,7 +25,7 @@
  * Every operation runs one at a time (a queue, like NeDB's executor), which keeps updateOne's
  * filter an atomic condition; long scans and compaction yield to the event loop in between.
  */
-import { closeSync, existsSync, fstatSync, fsync, ftruncateSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsync, ftruncateSync, openSync, readSync, renameSync } from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -33,7 +33,7 @@ import type { DocumentCollection, Filter, FindOptions, Update } from '../ports.j
 import type { CollectionSpec } from '../specs.js';
 import { ConflictError } from '../errors.js';
 import { fromStored, toStored, toStoredFilter, toStoredSort, toStoredUpdate } from '../codec.js';
-import { serializeForDatafile } from './append-log.js';
+import { serializeForDatafile, writeAllSync } from './append-log.js';
 // A function import only (called after both modules have loaded), so the import cycle is harmless.
 import { nedbFilter } from './embedded-store.js';
 
@@ -335,8 +335,7 @@ export class EventLogCollection<T extends { id: string }> implements DocumentCol
     const offset = this.size;
     const bytes = Buffer.from(text, 'utf8');
     try {
-      // write(2) on a regular file may in principle write less than asked (a full disk): finish it or throw.
-      for (let done = 0; done < bytes.length; ) done += writeSync(this.fd, bytes, done, bytes.length - done);
+      writeAllSync(this.fd, bytes);
     } catch (error) {
       // No half line may stay behind to run into the next one.
       ftruncateSync(this.fd, offset);
@@ -444,7 +443,7 @@ export class EventLogCollection<T extends { id: string }> implements DocumentCol
     let written = 0;
     const flush = () => {
       const bytes = Buffer.concat(buffered);
-      for (let done = 0; done < bytes.length; ) done += writeSync(out, bytes, done, bytes.length - done);
+      writeAllSync(out, bytes);
       buffered = [];
       bufferedBytes = 0;
     };
