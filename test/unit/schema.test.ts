@@ -20,9 +20,42 @@ test('schema/schema.graphql is what the resolvers print (run `npm run schema` af
   assert.equal(committed, await printAdminSchema(), 'schema/schema.graphql is stale: run `npm run schema` and commit it');
 });
 
-test('the schema has no breaking change against the contract (admin.graphql)', async () => {
+/**
+ * The contract's version-2 names that are not built yet. Each issue that builds one removes it
+ * from here; the list is empty when version 2 is done. Nothing else may be missing or changed.
+ */
+const NOT_BUILT_YET: readonly string[] = [
+  // Signing keys (issue 15)
+  'SigningKeyStatus', 'SigningKey', 'Provider.signingKeys', 'Provider.keyRotationDays',
+  'CreateProviderInput.keyRotationDays', 'UpdateProviderInput.keyRotationDays',
+  'Mutation.rotateSigningKeys', 'Mutation.retireSigningKey',
+  // Configuration as code (issue 16)
+  'ConfigChangeAction', 'ConfigChange', 'ConfigSecret', 'ConfigPlan',
+  'Query.exportConfig', 'Query.planConfig', 'Mutation.applyConfig',
+  // Workload identity (issue 13)
+  'GrantType.JWT_BEARER', 'GrantType.TOKEN_EXCHANGE',
+  'Client.allowedAudiences', 'CreateClientInput.allowedAudiences', 'UpdateClientInput.allowedAudiences',
+  // DPoP (issue 14)
+  'Provider.dpopNonce', 'CreateProviderInput.dpopNonce', 'UpdateProviderInput.dpopNonce',
+  'Client.requireDpop', 'CreateClientInput.requireDpop', 'UpdateClientInput.requireDpop',
+  // Trust (issue 11)
+  'FederatedSource.maxTokenAgeSeconds', 'CreateFederatedSourceInput.maxTokenAgeSeconds', 'UpdateFederatedSourceInput.maxTokenAgeSeconds',
+];
+
+/** The schema element a breaking change is about: `Type`, `Type.field` or `Enum.VALUE`. */
+function changedName(description: string): string {
+  const enumValue = /^(\S+) was removed from enum type (\S+?)\.$/.exec(description);
+  if (enumValue) return `${enumValue[2]}.${enumValue[1]}`;
+  return description.split(' ')[0]!.replace(/\.$/, '');
+}
+
+test('the schema has no breaking change against the contract (admin.graphql), but for the names not built yet', async () => {
   const changes = findBreakingChanges(buildSchema(contractText()), buildSchema(readFileSync(path.join(repoRoot, 'schema/schema.graphql'), 'utf8')));
-  assert.deepEqual(changes, []);
+  const unexpected = changes.filter((change) => !NOT_BUILT_YET.includes(changedName(change.description)));
+  assert.deepEqual(unexpected.map((change) => change.description), []);
+  const missing = new Set(changes.map((change) => changedName(change.description)));
+  const builtButListed = NOT_BUILT_YET.filter((name) => !missing.has(name));
+  assert.deepEqual(builtButListed, [], 'these are built now: remove them from NOT_BUILT_YET');
 });
 
 test('the committed copy of the contract is byte-identical to the shared one', { skip: !existsSync(path.resolve(repoRoot, '../shared/contract/admin.graphql')) }, () => {
