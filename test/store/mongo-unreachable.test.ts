@@ -19,7 +19,9 @@ import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/http/logger.js';
 import { createServices } from '../../src/domain/services.js';
 import { createApp } from '../../src/app.js';
+import { formatAdminError } from '../../src/admin/errors.js';
 import { basic, freePort, postForm } from '../helpers/server.js';
+import { GraphQLError } from 'graphql';
 
 const SELECTION_MS = 300;
 
@@ -182,4 +184,12 @@ describe('the app over a MongoDB that stopped answering', () => {
     assert.equal(response.status, 503);
     assert.equal(((await response.json()) as { error?: string }).error, 'temporarily_unavailable');
   });
+});
+
+test('/graphql: a resolver whose store stopped answering is SERVICE_UNAVAILABLE, not INTERNAL_SERVER_ERROR', () => {
+  const cause = new StoreUnavailableError('MongoDB is not answering: Server selection timed out after 2000 ms');
+  const error = new GraphQLError('MongoDB is not answering', { path: ['users'], originalError: cause });
+  const formatted = formatAdminError(createLogger('silent'))({ message: error.message, path: ['users'], extensions: { code: 'INTERNAL_SERVER_ERROR' } }, error);
+  assert.equal(formatted.extensions?.code, 'SERVICE_UNAVAILABLE');
+  assert.doesNotMatch(formatted.message, /MongoDB|selection/, 'no driver detail in the answer');
 });
