@@ -13,7 +13,7 @@ import mongoose from 'mongoose';
 import { StoreUnavailableError } from '../../src/store/errors.js';
 import { withRepositories, type Store } from '../../src/store/index.js';
 import { collectionSpecs } from '../../src/store/specs.js';
-import { mongoStoreOver, openMongoStore, PING_TIMEOUT_MS } from '../../src/store/mongo/mongo-store.js';
+import { DEFAULT_SERVER_SELECTION_TIMEOUT_MS, mongoStoreOver, openMongoStore, PING_TIMEOUT_MS } from '../../src/store/mongo/mongo-store.js';
 import { FailedSignInLimiter } from '../../src/domain/rate-limits.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/http/logger.js';
@@ -116,6 +116,16 @@ test('start-up against an unreachable MongoDB tries for startupWaitMS, then Stor
   assert.match((error as Error).message, /cannot connect to MongoDB/);
   assert.ok(ms >= 700 && ms < 2500, `gave up after ${Math.round(ms)} ms`);
   // Every attempt's connection is closed: an open one would keep this test file from ending.
+});
+
+test('server selection waits 2 s by default, and a serverSelectionTimeoutMS in the connection string wins', async () => {
+  const closed = `mongodb://127.0.0.1:${await freePort()}/tessera`;
+  const byDefault = await timed(() => openMongoStore(closed, { startupWaitMS: 0 }));
+  assert.ok(byDefault.error instanceof StoreUnavailableError);
+  assert.ok(byDefault.ms >= DEFAULT_SERVER_SELECTION_TIMEOUT_MS - 20 && byDefault.ms < DEFAULT_SERVER_SELECTION_TIMEOUT_MS + 700, `${Math.round(byDefault.ms)} ms`);
+  const fromUri = await timed(() => openMongoStore(`${closed}?serverSelectionTimeoutMS=150`, { serverSelectionTimeoutMS: 5000, startupWaitMS: 0 }));
+  assert.ok(fromUri.error instanceof StoreUnavailableError);
+  assert.ok(fromUri.ms < 800, `${Math.round(fromUri.ms)} ms`);
 });
 
 describe('the app over a MongoDB that stopped answering', () => {

@@ -105,7 +105,7 @@ async function connect(uri: string, options: MongoStoreOptions): Promise<Connect
     try {
       return await connection.asPromise();
     } catch (error) {
-      await connection.close().catch(() => undefined);
+      await connection.destroy().catch(() => undefined);
       if (!isUnavailable(error) || Date.now() >= deadline) {
         throw new StoreUnavailableError(`cannot connect to MongoDB: ${(error as Error).message}`, { cause: error });
       }
@@ -124,12 +124,11 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
     const RateLimiterMongo = require('rate-limiter-flexible/lib/RateLimiterMongo.js') as typeof Flexible.RateLimiterMongo;
     await new RateLimiterMongo({ storeClient: db, tableName: RATE_LIMITS_COLLECTION, disableIndexesCreation: true, points: 1, duration: 1 }).createIndexes();
   } catch (error) {
-    await connection.close().catch(() => undefined);
+    await connection.destroy().catch(() => undefined);
     throw unavailableOr(error);
   }
-  const store = mongoStoreOver(db, specs, async () => {
-    await connection.close();
-  });
+  // destroy: closes, and takes the connection off mongoose's list (close alone leaves it there).
+  const store = mongoStoreOver(db, specs, () => connection.destroy());
   /** For tests that drop their database. */
   return Object.assign(store, { mongooseConnection: connection });
 }
