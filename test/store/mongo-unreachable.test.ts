@@ -186,6 +186,14 @@ describe('the app over a MongoDB that stopped answering', () => {
     assert.equal(introspection.body.error, 'temporarily_unavailable');
   });
 
+  test('the /device JSON form answers 503 when its rate-limit counters (in MongoDB) cannot be read', async () => {
+    const answer = await postForm(`${url}/device`, { user_code: 'BCDF-GHJK', action: 'allow' }, {
+      accept: 'application/json', authorization: basic('ada', 'password-of-ada'),
+    });
+    assert.equal(answer.status, 503);
+    assert.equal(answer.body.error, 'temporarily_unavailable');
+  });
+
   test('/graphql answers 503 when the admin token cannot be checked', async () => {
     const response = await fetch(`${url}/graphql`, {
       method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer some-admin-token-0123456789' },
