@@ -56,7 +56,8 @@ const rules = {
     error: 'must be one of fatal, error, warn, info, debug, trace, silent',
   }),
   TESSERA_WORKERS: integer(1, 64),
-  TESSERA_EVENT_RETENTION_DAYS: integer(1, 36500),
+  // 24,855 days is the most a MongoDB TTL index holds: expireAfterSeconds is at most 2^31 - 1.
+  TESSERA_EVENT_RETENTION_DAYS: integer(1, 24855),
   TESSERA_EMBEDDED_MAX_EVENTS: integer(1000, 999999),
 } as const;
 

@@ -6,6 +6,7 @@ import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
 import type { Logger } from 'pino';
 import { DomainConflictError, NotFoundError, ValidationError } from '../domain/errors.js';
+import { StoreUnavailableError } from '../store/errors.js';
 
 export function formatAdminError(logger: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
@@ -17,6 +18,11 @@ export function formatAdminError(logger: Logger) {
     if (original instanceof NotFoundError) return { ...base, message: original.message, extensions: { code: 'NOT_FOUND' } };
     if (original instanceof DomainConflictError) {
       return { ...base, message: original.message, extensions: { code: 'CONFLICT', field: original.field } };
+    }
+    if (original instanceof StoreUnavailableError) {
+      // The store stopped answering mid-request (the guard's check may have come from a cache).
+      logger.warn({ err: original }, 'admin API: store unavailable');
+      return { ...base, message: 'The store is not answering; try again shortly', extensions: { code: 'SERVICE_UNAVAILABLE' } };
     }
     const code = formatted.extensions?.code;
     if (original instanceof GraphQLError || (typeof code === 'string' && code !== 'INTERNAL_SERVER_ERROR')) {

@@ -5,7 +5,6 @@
  * they hold across processes), in memory with the embedded store (one process owns it).
  */
 import { createRequire } from 'node:module';
-import type { Connection } from 'mongoose';
 import type * as Flexible from 'rate-limiter-flexible';
 import type { StoreAdapter } from '../store/ports.js';
 
@@ -27,17 +26,23 @@ export interface RateLimitSubject {
 
 export type RateLimitVerdict = { limited: false } | { limited: true; retryAfterSeconds: number };
 
-function mongooseConnectionOf(store: StoreAdapter): Connection | null {
-  const candidate = (store as StoreAdapter & { mongooseConnection?: Connection }).mongooseConnection;
+/** What the MongoDB store offers rate-limiter-flexible: its client and the counters' collection. */
+interface MongoRateLimitBackend { storeClient: unknown; tableName: string }
+
+function mongoBackendOf(store: StoreAdapter): MongoRateLimitBackend | null {
+  const candidate = (store as StoreAdapter & { mongoRateLimits?: MongoRateLimitBackend }).mongoRateLimits;
   return store.kind === 'mongodb' && candidate ? candidate : null;
 }
 
 /** A counter in the store's own backend: MongoDB across processes, memory for the single embedded process. */
 function createLimiter(store: StoreAdapter, options: { keyPrefix: string; points: number; duration: number }): RateLimiterAbstract {
-  const connection = mongooseConnectionOf(store);
-  if (connection) {
+  const mongo = mongoBackendOf(store);
+  if (mongo) {
     const RateLimiterMongo = require('rate-limiter-flexible/lib/RateLimiterMongo.js') as typeof Flexible.RateLimiterMongo;
-    return new RateLimiterMongo({ ...options, storeClient: connection, tableName: 'rateLimits' }) as unknown as RateLimiterAbstract;
+    // The store made the collection's indexes at start-up (a failure stopped it there); left to
+    // the library, they would be made unawaited, with a failure only on console.error. Its
+    // store errors reach the request (StoreUnavailableError: 503), logged by the HTTP layer.
+    return new RateLimiterMongo({ ...options, ...mongo, disableIndexesCreation: true }) as unknown as RateLimiterAbstract;
   }
   const RateLimiterMemory = require('rate-limiter-flexible/lib/RateLimiterMemory.js') as typeof Flexible.RateLimiterMemory;
   return new RateLimiterMemory(options);

@@ -1,167 +1,134 @@
 /**
- * The MongoDB store, through mongoose. One model per collection, with the indexes of
- * COLLECTION_SPECS: unique keys, TTL indexes for expiring records, lookup indexes. Schemas are
- * non-strict because the domain owns the shape of records; mongoose is here for connection
- * management, index building and models, not for validation.
+ * The MongoDB store. mongoose manages the connection; the collections of the port run on the
+ * driver's collections (mongo-collection.ts), with the indexes of COLLECTION_SPECS (mongo-indexes.ts).
+ *
+ * Time bounds: start-up waits up to `startupWaitMS` (10 s) for MongoDB; after that every operation
+ * waits at most `serverSelectionTimeoutMS` (2 s) for a server and then fails with
+ * StoreUnavailableError (503), and a ping (readiness) answers within PING_TIMEOUT_MS.
  */
-import mongoose, { type Connection, type Model } from 'mongoose';
-import type { DocumentCollection, Filter, FindOptions, StoreAdapter, Update } from '../ports.js';
+import { createRequire } from 'node:module';
+import mongoose, { type Connection, type mongo as Mongo } from 'mongoose';
+import type * as Flexible from 'rate-limiter-flexible';
+import type { DocumentCollection, StoreAdapter } from '../ports.js';
 import { COLLECTION_NAMES, collectionSpecs, type CollectionSpec, type RetentionOptions } from '../specs.js';
-import { ConflictError, StoreUnavailableError } from '../errors.js';
-import { fromStored, toStored, toStoredFilter, toStoredSort, toStoredUpdate } from '../codec.js';
+import { StoreUnavailableError } from '../errors.js';
+import { MongoCollection } from './mongo-collection.js';
+import { ensureIndexes } from './mongo-indexes.js';
+import { isUnavailable, unavailableOr } from './mongo-errors.js';
 
-type Doc = Record<string, unknown>;
+const require = createRequire(import.meta.url);
 
-function duplicateKeyField(error: unknown): string | null {
-  const e = error as { code?: number; keyPattern?: Record<string, unknown> } | null;
-  if (!e || e.code !== 11000) return null;
-  const field = Object.keys(e.keyPattern ?? {})[0] ?? 'unique key';
-  return field === '_id' ? 'id' : field;
+export const DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 2_000;
+export const DEFAULT_STARTUP_WAIT_MS = 10_000;
+/** Below /readyz's 2 s, whatever the connection string says. */
+export const PING_TIMEOUT_MS = 1_500;
+
+/** The collection of rate-limiter-flexible's counters (src/domain/rate-limits.ts). */
+export const RATE_LIMITS_COLLECTION = 'rateLimits';
+
+export interface MongoStoreOptions extends RetentionOptions {
+  /** How long one operation waits for a server; a `serverSelectionTimeoutMS` in the URI wins. */
+  serverSelectionTimeoutMS?: number;
+  /** How long start-up keeps trying to reach MongoDB. */
+  startupWaitMS?: number;
 }
 
-class MongoCollection<T extends { id: string }> implements DocumentCollection<T> {
-  constructor(private readonly name: string, private readonly model: Model<Doc>, private readonly spec: CollectionSpec) {}
-
-  private rethrow(error: unknown): never {
-    const field = duplicateKeyField(error);
-    if (field) throw new ConflictError(this.name, field);
-    throw error;
-  }
-
-  async insert(doc: T): Promise<T> {
-    try {
-      await this.model.collection.insertOne(toStored(doc, this.spec) as Doc & { _id: never });
-      return doc;
-    } catch (error) {
-      return this.rethrow(error);
-    }
-  }
-
-  async insertMany(docs: T[]): Promise<void> {
-    if (docs.length === 0) return;
-    try {
-      // Unordered: the records that do not collide are stored even when one does.
-      await this.model.collection.insertMany(docs.map((doc) => toStored(doc, this.spec) as Doc & { _id: never }), { ordered: false });
-    } catch (error) {
-      const first = (error as { writeErrors?: unknown[] }).writeErrors?.[0];
-      const field = duplicateKeyField((first as { err?: unknown } | undefined)?.err ?? first) ?? duplicateKeyField(error);
-      if (field) throw new ConflictError(this.name, field);
-      throw error;
-    }
-  }
-
-  async findOne(filter: Filter): Promise<T | null> {
-    return fromStored<T>(await this.model.collection.findOne(toStoredFilter(filter)), this.spec);
-  }
-
-  async find(filter: Filter, options: FindOptions = {}): Promise<T[]> {
-    let cursor = this.model.collection.find(toStoredFilter(filter));
-    const sort = toStoredSort(options.sort);
-    if (sort) cursor = cursor.sort(sort);
-    if (options.skip) cursor = cursor.skip(options.skip);
-    if (options.limit !== undefined) cursor = cursor.limit(options.limit);
-    const docs = await cursor.toArray();
-    return docs.map((doc) => fromStored<T>(doc, this.spec)!);
-  }
-
-  async count(filter: Filter): Promise<number> {
-    return this.model.collection.countDocuments(toStoredFilter(filter));
-  }
-
-  async updateOne(filter: Filter, update: Update): Promise<T | null> {
-    try {
-      const doc = await this.model.collection.findOneAndUpdate(toStoredFilter(filter), toStoredUpdate(update, this.spec), {
-        returnDocument: 'after', includeResultMetadata: false,
-      });
-      return fromStored<T>(doc as Doc | null, this.spec);
-    } catch (error) {
-      return this.rethrow(error);
-    }
-  }
-
-  async updateMany(filter: Filter, update: Update): Promise<number> {
-    try {
-      const result = await this.model.collection.updateMany(toStoredFilter(filter), toStoredUpdate(update, this.spec));
-      // Matched, not modified: the embedded store counts a match the update left unchanged too.
-      return result.matchedCount;
-    } catch (error) {
-      return this.rethrow(error);
-    }
-  }
-
-  async deleteOne(filter: Filter): Promise<boolean> {
-    return (await this.model.collection.deleteOne(toStoredFilter(filter))).deletedCount > 0;
-  }
-
-  async deleteMany(filter: Filter): Promise<number> {
-    return (await this.model.collection.deleteMany(toStoredFilter(filter))).deletedCount;
-  }
+/** What RateLimiterMongo takes: a client whose `collection(name)` it uses, and the collection's name. */
+export interface MongoRateLimitBackend {
+  storeClient: { collection(name: string): unknown };
+  tableName: string;
 }
 
-function schemaFor(spec: CollectionSpec): mongoose.Schema {
-  const schema = new mongoose.Schema({ _id: String }, { strict: false, versionKey: false, autoIndex: false });
-  for (const field of spec.unique) schema.index({ [field]: 1 }, { unique: true, sparse: true });
-  for (const field of [...spec.indexes, ...(spec.mongoOnlyIndexes ?? [])]) {
-    if (field !== spec.ttl?.field) schema.index({ [field]: 1 }); // the TTL index serves lookups too
-  }
-  if (spec.ttl) schema.index({ [spec.ttl.field]: 1 }, { expireAfterSeconds: spec.ttl.afterSeconds });
-  return schema;
-}
+export type MongoStore = StoreAdapter & { mongoRateLimits: MongoRateLimitBackend };
 
 /**
- * MongoDB refuses to re-create an index with other options, so a plain index that should now
- * expire records (or a TTL whose retention changed, TESSERA_EVENT_RETENTION_DAYS) is dropped
- * first and built again by createIndexes.
+ * The adapter over a database, without touching it: openMongoStore makes the indexes first. Tests
+ * build it over an unreachable MongoDB, which start-up (it needs the indexes) cannot reach.
  */
-async function dropIndexesWithOtherExpiry(model: Model<Doc>, spec: CollectionSpec): Promise<void> {
-  let existing: { name?: string; key: Record<string, unknown>; expireAfterSeconds?: number }[];
-  try {
-    existing = await model.collection.listIndexes().toArray() as typeof existing;
-  } catch {
-    return; // no collection yet
-  }
-  const plain = new Set([...spec.indexes, ...(spec.mongoOnlyIndexes ?? [])]);
-  for (const index of existing) {
-    const fields = Object.keys(index.key);
-    const field = fields[0]!;
-    if (fields.length !== 1 || field === '_id' || !index.name) continue;
-    const wanted = spec.ttl?.field === field ? spec.ttl.afterSeconds : plain.has(field) ? undefined : null;
-    if (wanted === null || index.expireAfterSeconds === wanted) continue;
-    // Another node starting at once may have dropped it already.
-    await model.collection.dropIndex(index.name).catch((error: { codeName?: string }) => {
-      if (error.codeName !== 'IndexNotFound') throw error;
-    });
-  }
-}
-
-export async function openMongoStore(uri: string, options: { serverSelectionTimeoutMS?: number } & RetentionOptions = {}): Promise<StoreAdapter> {
-  const specs = collectionSpecs(options);
-  let connection: Connection;
-  try {
-    connection = await mongoose
-      .createConnection(uri, { serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? 10_000 })
-      .asPromise();
-  } catch (error) {
-    throw new StoreUnavailableError(`cannot connect to MongoDB: ${(error as Error).message}`, { cause: error });
-  }
+export function mongoStoreOver(db: Mongo.Db, specs: Record<string, CollectionSpec>, close: () => Promise<void>): MongoStore {
   const collections: Record<string, DocumentCollection<{ id: string }>> = {};
-  for (const name of COLLECTION_NAMES) {
-    const spec = specs[name];
-    const model = connection.model<Doc>(name, schemaFor(spec), name);
-    await dropIndexesWithOtherExpiry(model, spec);
-    await model.createIndexes();
-    collections[name] = new MongoCollection(name, model, spec);
-  }
+  for (const name of COLLECTION_NAMES) collections[name] = new MongoCollection(name, db.collection(name), specs[name]!);
   return {
     kind: 'mongodb',
     ...(collections as unknown as Omit<StoreAdapter, 'kind' | 'ping' | 'close'>),
     async ping() {
-      await connection.db!.admin().ping();
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new StoreUnavailableError(`MongoDB did not answer a ping within ${PING_TIMEOUT_MS} ms`)), PING_TIMEOUT_MS);
+      });
+      try {
+        await Promise.race([db.command({ ping: 1 }), late]);
+      } catch (error) {
+        throw unavailableOr(error);
+      } finally {
+        clearTimeout(timer);
+      }
     },
-    async close() {
-      await connection.close();
+    close,
+    mongoRateLimits: { storeClient: rateLimitClient(db), tableName: RATE_LIMITS_COLLECTION },
+  };
+}
+
+/**
+ * The database as rate-limiter-flexible sees it, with the same error rule as the store: an
+ * unreachable MongoDB is StoreUnavailableError; a duplicate key stays the driver's error, which
+ * the library handles itself (RateLimiterMongo._upsert checks code 11000).
+ */
+function rateLimitClient(db: Mongo.Db): MongoRateLimitBackend['storeClient'] {
+  const guard = <R>(promise: Promise<R>): Promise<R> => promise.catch((error: unknown) => {
+    throw unavailableOr(error);
+  });
+  return {
+    collection(name: string) {
+      const collection = db.collection(name);
+      return {
+        findOneAndUpdate: (...args: Parameters<typeof collection.findOneAndUpdate>) => guard(collection.findOneAndUpdate(...args)),
+        findOne: (...args: Parameters<typeof collection.findOne>) => guard(collection.findOne(...args)),
+        deleteOne: (...args: Parameters<typeof collection.deleteOne>) => guard(collection.deleteOne(...args)),
+        createIndex: (...args: Parameters<typeof collection.createIndex>) => guard(collection.createIndex(...args)),
+      };
     },
-    /** For rate-limiter-flexible's MongoDB backend. */
-    mongooseConnection: connection,
-  } as StoreAdapter & { mongooseConnection: Connection };
+  };
+}
+
+/** A connection string that names serverSelectionTimeoutMS keeps its own. */
+function connectOptions(uri: string, options: MongoStoreOptions): mongoose.ConnectOptions {
+  if (/[?&]serverSelectionTimeoutMS=/i.test(uri)) return {};
+  return { serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? DEFAULT_SERVER_SELECTION_TIMEOUT_MS };
+}
+
+/** Connects, trying again while MongoDB is out of reach (it may still be starting) for up to startupWaitMS. */
+async function connect(uri: string, options: MongoStoreOptions): Promise<Connection> {
+  const deadline = Date.now() + (options.startupWaitMS ?? DEFAULT_STARTUP_WAIT_MS);
+  for (;;) {
+    const connection = mongoose.createConnection(uri, connectOptions(uri, options));
+    try {
+      return await connection.asPromise();
+    } catch (error) {
+      await connection.destroy().catch(() => undefined);
+      if (!isUnavailable(error) || Date.now() >= deadline) {
+        throw new StoreUnavailableError(`cannot connect to MongoDB: ${(error as Error).message}`, { cause: error });
+      }
+    }
+  }
+}
+
+export async function openMongoStore(uri: string, options: MongoStoreOptions = {}): Promise<MongoStore & { mongooseConnection: Connection }> {
+  const specs = collectionSpecs(options);
+  const connection = await connect(uri, options);
+  const db = connection.db!;
+  try {
+    for (const name of COLLECTION_NAMES) await ensureIndexes(db, name, specs[name]);
+    // The library would make these itself, unawaited, and report a failure on console.error
+    // only; made here, with its own createIndexes, a failure stops start-up like any other.
+    const RateLimiterMongo = require('rate-limiter-flexible/lib/RateLimiterMongo.js') as typeof Flexible.RateLimiterMongo;
+    await new RateLimiterMongo({ storeClient: db, tableName: RATE_LIMITS_COLLECTION, disableIndexesCreation: true, points: 1, duration: 1 }).createIndexes();
+  } catch (error) {
+    await connection.destroy().catch(() => undefined);
+    throw unavailableOr(error);
+  }
+  // destroy: closes, and takes the connection off mongoose's list (close alone leaves it there).
+  const store = mongoStoreOver(db, specs, () => connection.destroy());
+  /** For tests that drop their database. */
+  return Object.assign(store, { mongooseConnection: connection });
 }
