@@ -100,6 +100,7 @@ describe('a bound policy evaluated on a caller\'s crafted claim', () => {
   let kid: string;
   let clientId: string;
   let policyName: string;
+  let audience: string;
 
   before(async () => {
     const pair = await generateKeyPair('ES256', { extractable: true });
@@ -110,10 +111,11 @@ describe('a bound policy evaluated on a caller\'s crafted claim', () => {
       'mutation($input: CreateFederatedSourceInput!) { createFederatedSource(input: $input) { id } }',
       { input: { name: 'workloads', slug: unique('workloads'), jwks: { keys: [publicJwk] } } },
     )).createFederatedSource;
-    const provider = (await t.gql<{ createProvider: { id: string } }>(
-      'mutation($input: CreateProviderInput!) { createProvider(input: $input) { id } }',
+    const provider = (await t.gql<{ createProvider: { id: string; issuer: string } }>(
+      'mutation($input: CreateProviderInput!) { createProvider(input: $input) { id issuer } }',
       { input: { name: 'bounded', slug: unique('bounded'), federatedSourceIds: [source.id] } },
     )).createProvider;
+    audience = provider.issuer;
     clientId = (await t.gql<{ createClient: { client: { clientId: string } } }>(
       'mutation($input: CreateClientInput!) { createClient(input: $input) { client { clientId } } }',
       { input: { providerId: provider.id, name: 'runner', type: 'PUBLIC', grantTypes: ['CLIENT_CREDENTIALS'] } },
@@ -134,6 +136,7 @@ describe('a bound policy evaluated on a caller\'s crafted claim', () => {
       .setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT' })
       .setIssuer('https://workloads.example')
       .setSubject(unique('workload'))
+      .setAudience(audience)
       .setIssuedAt(now)
       .setExpirationTime(now + 600)
       .sign(privateKey);
