@@ -85,6 +85,12 @@ describe('a client_id with @, +, :, / and spaces', () => {
     assert.equal(jwtPayload(String(response.body.access_token)).client_id, withoutColon);
   });
 
+  test('an id with ":" sent raw in Basic cannot be told from its secret (RFC 7617): invalid_client, never a 500', async () => {
+    const response = await clientCredentials({}, { authorization: basicAsSent(withColon, colonClient.clientSecret) });
+    assert.equal(response.status, 401);
+    assert.equal(response.body.error, 'invalid_client');
+  });
+
   test('client_credentials with client_id and client_secret in the body', async () => {
     const response = await clientCredentials({ client_id: withColon, client_secret: colonClient.clientSecret });
     assert.equal(response.status, 200, JSON.stringify(response.body));
