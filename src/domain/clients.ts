@@ -30,7 +30,8 @@ export interface ClientWithSecret {
   clientSecret: string | null;
 }
 
-const CLIENT_ID = /^[A-Za-z0-9._~-]{1,128}$/;
+/** RFC 6749 Appendix A: client-id = *VSCHAR (%x20-7E), as the admin chooses it; generated ones are base64url. */
+const CLIENT_ID = /^[\x20-\x7E]{1,128}$/;
 
 function validateGrantTypes(grantTypes: GrantType[]): GrantType[] {
   if (grantTypes.length === 0) throw new ValidationError('grantTypes', 'must name at least one grant type');
@@ -70,7 +71,7 @@ export class ClientService {
     if (!provider) throw new NotFoundError('provider', input.providerId);
     if (input.type !== 'CONFIDENTIAL' && input.type !== 'PUBLIC') throw new ValidationError('type', 'must be CONFIDENTIAL or PUBLIC');
     const clientId = input.clientId ?? generateSecret(24);
-    if (!CLIENT_ID.test(clientId)) throw new ValidationError('clientId', 'must be 1–128 characters of A-Z, a-z, 0-9 and . _ ~ -');
+    if (!CLIENT_ID.test(clientId)) throw new ValidationError('clientId', 'must be 1–128 printable ASCII characters (RFC 6749 VSCHAR, %x20–7E)');
     const clientSecret = input.type === 'CONFIDENTIAL' ? generateSecret() : null;
     const now = new Date();
     const client: Client = {

@@ -6,7 +6,7 @@
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import type { Client, DeviceAuthorization, Provider } from './model.js';
-import { alphabetIsCaseInsensitive, userCodeAlphabet } from './providers.js';
+import { alphabetIsCaseInsensitive, answeredPollInterval, userCodeAlphabet } from './providers.js';
 import { generateSecret, randomBelow, sha256Hex } from './secrets.js';
 import type { Collections } from '../store/ports.js';
 import type { DeviceAuthorizationRepository } from '../store/repositories.js';
@@ -120,7 +120,7 @@ export class DeviceFlowService {
         codeChallenge: input.codeChallenge,
         codeChallengeMethod: input.codeChallenge ? input.codeChallengeMethod ?? 'plain' : null,
         status: 'pending',
-        intervalSeconds: settings.pollIntervalSeconds,
+        intervalSeconds: answeredPollInterval(settings),
         nextPollAt: null,
         userId: null,
         decidedAt: null,

@@ -36,6 +36,16 @@ export const DEFAULT_DEVICE_FLOW: DeviceFlowSettings = {
   requirePkce: false,
 };
 
+/**
+ * The poll interval a new device code gets and its response names: the provider's, but shorter
+ * than the code's lifetime when that is longer (at least 1 s), so a device polls before its code
+ * expires. The contract's ranges are independent (codeLifetimeSeconds 1 with the default interval
+ * 5 is valid), so this is answered rather than refused.
+ */
+export function answeredPollInterval(settings: Pick<DeviceFlowSettings, 'pollIntervalSeconds' | 'codeLifetimeSeconds'>): number {
+  return Math.max(1, Math.min(settings.pollIntervalSeconds, settings.codeLifetimeSeconds - 1));
+}
+
 /** The characters user codes of these settings are drawn from. */
 export function userCodeAlphabet(settings: Pick<DeviceFlowSettings, 'userCodeCharset' | 'userCodeAlphabet'>): string {
   return settings.userCodeCharset === 'CUSTOM' ? (settings.userCodeAlphabet ?? '') : USER_CODE_ALPHABETS[settings.userCodeCharset];
@@ -141,9 +151,6 @@ export function resolveDeviceFlowSettings(current: DeviceFlowSettings, input: De
       `${f}.userCodeLength`,
       `gives user codes of ${bits.toFixed(1)} bits of entropy (${next.userCodeLength} × log2(${alphabet.length})); at least ${LIMITS.minUserCodeEntropyBits} bits are needed (RFC 8628 §5.1)`,
     );
-  }
-  if (next.pollIntervalSeconds >= next.codeLifetimeSeconds) {
-    throw new ValidationError(`${f}.pollIntervalSeconds`, 'must be shorter than codeLifetimeSeconds, or a device could never poll before its code expires');
   }
   if (next.verificationUri !== null) next.verificationUri = validateHttpUrl(`${f}.verificationUri`, next.verificationUri);
   return next;

@@ -112,7 +112,7 @@ export function deviceAuthorizationEndpoint(services: Services) {
       verification_uri: uri,
       verification_uri_complete: verificationUriComplete(uri, started.userCode),
       expires_in: provider.deviceFlow.codeLifetimeSeconds,
-      interval: provider.deviceFlow.pollIntervalSeconds,
+      interval: started.authorization.intervalSeconds,
     };
     ctx.status = 200;
     ctx.body = response;

@@ -61,7 +61,7 @@ test('a fixed clientId is kept; a duplicate clientId is CONFLICT', async () => {
 test('client input validation: name, clientId characters, scopes without spaces, at least one grant type', async () => {
   const base = { providerId, name: 'v', type: 'PUBLIC', grantTypes: ['DEVICE_CODE'] };
   await expectGqlError(server, CREATE, { input: { ...base, name: ' ' } }, 'BAD_USER_INPUT', 'name');
-  await expectGqlError(server, CREATE, { input: { ...base, clientId: 'has space' } }, 'BAD_USER_INPUT', 'clientId');
+  await expectGqlError(server, CREATE, { input: { ...base, clientId: 'tab\there' } }, 'BAD_USER_INPUT', 'clientId');
   await expectGqlError(server, CREATE, { input: { ...base, allowedScopes: ['read write'] } }, 'BAD_USER_INPUT', 'allowedScopes');
   await expectGqlError(server, CREATE, { input: { ...base, allowedScopes: ['quo"te'] } }, 'BAD_USER_INPUT', 'allowedScopes');
   await expectGqlError(server, CREATE, { input: { ...base, grantTypes: [] } }, 'BAD_USER_INPUT', 'grantTypes');

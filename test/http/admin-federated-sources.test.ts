@@ -88,7 +88,7 @@ test('an oidcDiscoveryUrl is followed to its jwks_uri', async () => {
   assert.ok(source.keysFetchedAt);
 });
 
-test('keys that cannot be fetched are BAD_USER_INPUT naming the field and the URL', async () => {
+test('keys that cannot be fetched are BAD_USER_INPUT naming the field, "could not fetch keys", and not the URL', async () => {
   for (const [input, field, url] of [
     [{ jwksUrl: `${keyUrl}/missing` }, 'jwksUrl', `${keyUrl}/missing`],
     [{ jwksUrl: `${keyUrl}/not-json` }, 'jwksUrl', `${keyUrl}/not-json`],
@@ -97,9 +97,21 @@ test('keys that cannot be fetched are BAD_USER_INPUT naming the field and the UR
     [{ jwksUrl: 'http://127.0.0.1:1/jwks' }, 'jwksUrl', 'http://127.0.0.1:1/jwks'],
   ] as const) {
     const message = await expectGqlError(server, CREATE, { input: { name: 'Broken', slug: 'broken', ...input } }, 'BAD_USER_INPUT', field);
-    assert.ok(message.includes(url), message);
+    assert.match(message, /could not fetch keys/);
+    assert.ok(!message.includes(url) && !message.includes('127.0.0.1'), message);
   }
   assert.equal((await server.gql<{ federatedSource: null }>('{ federatedSource(slug: "broken") { id } }')).federatedSource, null, 'nothing was saved');
+});
+
+test('a discovery document for another issuer than the source\'s is refused on create and on update', async () => {
+  const discovery = `${keyUrl}/.well-known/openid-configuration`;
+  const message = await expectGqlError(server, CREATE, {
+    input: { name: 'Wrong issuer', slug: 'wrong-issuer', issuer: 'https://someone.else.example', oidcDiscoveryUrl: discovery },
+  }, 'BAD_USER_INPUT', 'oidcDiscoveryUrl');
+  assert.match(message, /could not fetch keys: oidcDiscoveryUrl answered a discovery document for another issuer/);
+  const source = await create({ name: 'Right issuer', slug: 'right-issuer', issuer: keyUrl, oidcDiscoveryUrl: discovery });
+  assert.deepEqual(source.jwks?.keys.map((k) => k.kid), ['served-1']);
+  await expectGqlError(server, UPDATE, { id: source.id, input: { issuer: 'https://someone.else.example' } }, 'BAD_USER_INPUT', 'oidcDiscoveryUrl');
 });
 
 test('raw JWKS must be a JWKS of public keys', async () => {

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { basic, startTestServer, type TestServer } from '../helpers/server.js';
 import { seedClient, seedProvider, type SeededProvider } from '../helpers/seed.js';
-import { deviceAuthorization, type DeviceCodes } from '../helpers/device.js';
+import { deviceAuthorization, poll, type DeviceCodes } from '../helpers/device.js';
 import { USER_CODE_ALPHABETS } from '../../src/domain/providers.js';
 
 let server: TestServer;
@@ -98,6 +98,37 @@ describe('device authorization answers', () => {
     assert.equal(body.interval, 7);
     assert.equal(body.verification_uri, 'https://devices.example.com/activate');
     assert.equal(body.verification_uri_complete, `https://devices.example.com/activate?code=${body.user_code}`);
+  });
+
+  test('codeLifetimeSeconds 1 with the default interval is accepted; the interval answered is no longer than expires_in', async () => {
+    const oneSecond = await seedProvider(server, { deviceFlow: { codeLifetimeSeconds: 1 } });
+    const { clientId } = await seedClient(server, { providerId: oneSecond.id });
+    const { status, body } = await deviceAuthorization(server, { client_id: clientId });
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.equal(body.expires_in, 1);
+    assert.equal(body.interval, 1);
+  });
+
+  test('an interval longer than the lifetime is answered shorter than it; slow_down keeps its meaning', async () => {
+    const short = await seedProvider(server, { deviceFlow: { codeLifetimeSeconds: 4, pollIntervalSeconds: 5 } });
+    const { clientId } = await seedClient(server, { providerId: short.id });
+    const { body } = await deviceAuthorization(server, { client_id: clientId });
+    assert.equal(body.expires_in, 4);
+    assert.equal(body.interval, 3);
+    assert.equal((await poll(server, clientId, String(body.device_code))).body.error, 'authorization_pending');
+    // Polled again at once, sooner than the code's 3 s: slow_down, and the code's interval grows by 5 s.
+    assert.equal((await poll(server, clientId, String(body.device_code))).body.error, 'slow_down');
+    const stored = await server.server.services.store.deviceAuthorizations.findOne({ deviceCodeHash: sha256(String(body.device_code)) });
+    assert.equal(stored?.intervalSeconds, 8);
+  });
+
+  test('updating a provider to a lifetime shorter than its interval is accepted', async () => {
+    const p = await seedProvider(server);
+    const updated = await server.gql<{ updateProvider: { deviceFlow: { codeLifetimeSeconds: number; pollIntervalSeconds: number } } }>(
+      'mutation($id: ID!, $input: UpdateProviderInput!) { updateProvider(id: $id, input: $input) { deviceFlow { codeLifetimeSeconds pollIntervalSeconds } } }',
+      { id: p.id, input: { deviceFlow: { codeLifetimeSeconds: 2 } } },
+    );
+    assert.deepEqual(updated.updateProvider.deviceFlow, { codeLifetimeSeconds: 2, pollIntervalSeconds: 5 });
   });
 });
 

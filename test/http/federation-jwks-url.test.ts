@@ -25,6 +25,8 @@ async function newKey(): Promise<Key> {
 class JwksHost {
   keys: JWK[] = [];
   fetches = 0;
+  /** Where /away redirects to (another origin in the tests). */
+  redirectAwayTo = '';
   private readonly server = http.createServer((req, res) => {
     if (req.url === '/jwks') {
       this.fetches += 1;
@@ -33,6 +35,18 @@ class JwksHost {
     } else if (req.url === '/.well-known/openid-configuration') {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ issuer: this.url, jwks_uri: `${this.url}/jwks` }));
+    } else if (req.url === '/other/.well-known/openid-configuration') {
+      // Names the host's issuer, not https://host/other (the issuer this URL is built from).
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ issuer: this.url, jwks_uri: `${this.url}/jwks` }));
+    } else if (req.url === '/moved') {
+      res.writeHead(302, { location: '/jwks' }).end();
+    } else if (req.url === '/loop') {
+      res.writeHead(302, { location: '/loop' }).end();
+    } else if (req.url === '/away') {
+      res.writeHead(302, { location: this.redirectAwayTo }).end();
+    } else if (req.url === '/error') {
+      res.writeHead(500, { 'content-type': 'text/plain' }).end('db at 10.1.2.3:5432 refused: password for tessera_ro');
     } else if (req.url === '/hang') {
       // Never answers.
     } else if (req.url === '/huge') {
@@ -58,12 +72,17 @@ class JwksHost {
 
 let t: TestServer;
 const host = new JwksHost();
+/** A second origin (another port) that also serves keys: redirects to it are refused. */
+const elsewhere = new JwksHost();
 before(async () => {
   t = await startTestServer();
   await host.start();
+  await elsewhere.start();
+  host.redirectAwayTo = `${elsewhere.url}/jwks`;
 });
 after(async () => {
   await host.stop();
+  await elsewhere.stop();
   await t.stop();
 });
 
@@ -80,9 +99,9 @@ async function sourceAndClient(fields: Partial<FederatedSource>) {
   return { source, clientId };
 }
 
-async function jwtOf(key: Key, sub: string): Promise<string> {
+async function jwtOf(key: Key, sub: string, iss?: string): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ sub }).setProtectedHeader({ alg: 'ES256', kid: key.kid }).setIssuedAt(now).setExpirationTime(now + 300).sign(key.privateKey);
+  return new SignJWT(iss ? { sub, iss } : { sub }).setProtectedHeader({ alg: 'ES256', kid: key.kid }).setIssuedAt(now).setExpirationTime(now + 300).sign(key.privateKey);
 }
 
 function exchange(clientId: string, jwt: string) {
@@ -179,7 +198,9 @@ describe('federated sources with remote keys', () => {
     const { clientId } = await sourceAndClient({ jwksUrl: `http://127.0.0.1:${await freePort()}/jwks` });
     const response = await exchange(clientId, await jwtOf(key, 'x'));
     assert.equal(response.body.error, 'invalid_grant');
-    assert.match(await failureReason(response), /could not be fetched/);
+    const reason = await failureReason(response);
+    assert.match(reason, /could not fetch keys: jwksUrl could not be reached/);
+    assert.doesNotMatch(reason, /ECONNREFUSED|127\.0\.0\.1|fetch failed/, 'the network error and the address stay out');
   });
 
   test('stored keys keep working while the source is down', async () => {
@@ -196,6 +217,66 @@ describe('federated sources with remote keys', () => {
     const { clientId } = await sourceAndClient({ jwksUrl: `${host.url}/huge` });
     const response = await exchange(clientId, await jwtOf(key, 'x'));
     assert.equal(response.body.error, 'invalid_grant');
-    assert.match(await failureReason(response), /larger than/);
+    assert.match(await failureReason(response), /could not fetch keys: jwksUrl answered more than 524288 bytes/);
+  });
+});
+
+describe('what fetching keys refuses', () => {
+  test('a discovery document naming another issuer than the one its URL is built from (OIDC Discovery §4.3)', async () => {
+    const key = await newKey();
+    host.keys = [key.publicJwk];
+    const { clientId } = await sourceAndClient({ oidcDiscoveryUrl: `${host.url}/other/.well-known/openid-configuration` });
+    const before = host.fetches;
+    const response = await exchange(clientId, await jwtOf(key, 'x'));
+    assert.equal(response.body.error, 'invalid_grant');
+    assert.match(await failureReason(response), /could not fetch keys: oidcDiscoveryUrl answered a discovery document for another issuer/);
+    assert.equal(host.fetches, before, 'its jwks_uri was not fetched');
+  });
+
+  test('a discovery document naming another issuer than the source\'s issuer', async () => {
+    const key = await newKey();
+    host.keys = [key.publicJwk];
+    const discovery = `${host.url}/.well-known/openid-configuration`;
+    const wrong = await sourceAndClient({ oidcDiscoveryUrl: discovery, issuer: 'https://someone.else.example' });
+    const refused = await exchange(wrong.clientId, await jwtOf(key, 'x', 'https://someone.else.example'));
+    assert.equal(refused.body.error, 'invalid_grant');
+    assert.match(await failureReason(refused), /for another issuer/);
+    const right = await sourceAndClient({ oidcDiscoveryUrl: discovery, issuer: host.url });
+    const accepted = await exchange(right.clientId, await jwtOf(key, 'x', host.url));
+    assert.equal(accepted.status, 200, JSON.stringify(accepted.body));
+  });
+
+  test('a redirect to another origin is not followed', async () => {
+    const key = await newKey();
+    elsewhere.keys = [key.publicJwk];
+    const { clientId } = await sourceAndClient({ jwksUrl: `${host.url}/away` });
+    const before = elsewhere.fetches;
+    const response = await exchange(clientId, await jwtOf(key, 'x'));
+    assert.equal(response.body.error, 'invalid_grant');
+    const reason = await failureReason(response);
+    assert.match(reason, /could not fetch keys: jwksUrl redirected to another origin \(refused\)/);
+    assert.ok(!reason.includes(elsewhere.url), 'the redirect target is not echoed');
+    assert.equal(elsewhere.fetches, before, 'the other origin was never asked');
+  });
+
+  test('a redirect within the origin is followed; a loop is cut after 3', async () => {
+    const key = await newKey();
+    host.keys = [key.publicJwk];
+    const moved = await sourceAndClient({ jwksUrl: `${host.url}/moved` });
+    assert.equal((await exchange(moved.clientId, await jwtOf(key, 'x'))).status, 200);
+    const loop = await sourceAndClient({ jwksUrl: `${host.url}/loop` });
+    const response = await exchange(loop.clientId, await jwtOf(key, 'x'));
+    assert.equal(response.body.error, 'invalid_grant');
+    assert.match(await failureReason(response), /could not fetch keys: jwksUrl redirected more than 3 times/);
+  });
+
+  test('an error answer is reported by its status class, never its body or address', async () => {
+    const key = await newKey();
+    const { clientId } = await sourceAndClient({ jwksUrl: `${host.url}/error` });
+    const response = await exchange(clientId, await jwtOf(key, 'x'));
+    assert.equal(response.body.error, 'invalid_grant');
+    const reason = await failureReason(response);
+    assert.match(reason, /could not fetch keys: jwksUrl answered HTTP 5xx/);
+    assert.doesNotMatch(reason, /10\.1\.2\.3|password|500|127\.0\.0\.1/);
   });
 });

@@ -109,7 +109,68 @@ describe('the evaluation bound', () => {
   test('a string grown to 16 · 4^14 characters is stopped by the size bound before it allocates', () => {
     const engine = new PolicyEngine();
     const compiled = engine.compile('policy', quadrupling(14));
-    assert.throws(() => engine.evaluate(compiled, { request: {} }), /more than 1000000 list elements or characters/);
+    assert.throws(() => engine.evaluate(compiled, { request: {} }), /a value larger than 100000 list elements or characters/);
+  });
+
+  test('a list of references grown by `+` counts what it holds: joining or searching it is stopped before it runs', () => {
+    const engine = new PolicyEngine();
+    for (const use of ['size(L.join()) > 0', 'request.t in L']) {
+      // Four-fold eight times: 65,536 references to a 5,000-character string (327 M characters to join).
+      let expression = use;
+      for (let i = 0; i < 8; i++) expression = `cel.bind(L, L + L + L + L, ${expression})`;
+      expression = `cel.bind(L, [request.s], ${expression})`;
+      const started = performance.now();
+      assert.throws(() => engine.evaluate(engine.compile('policy', expression), { request: { s: 'a'.repeat(5_000), t: 'b' } }), EvaluationLimitError);
+      assert.ok(performance.now() - started < MAX_EVALUATION_MS * 2, `${use}: stopped near the bound`);
+    }
+  });
+
+  test('join() refuses an output past the value bound before building it (a long separator)', () => {
+    const engine = new PolicyEngine();
+    const compiled = engine.compile('policy', 'size(["a","b","c"].join(request.s)) > 0');
+    assert.throws(() => engine.evaluate(compiled, { request: { s: 'x'.repeat(60_000) } }), /join\(\) would build 120003 characters, more than 100000/);
+    assert.equal(engine.evaluate(engine.compile('policy', '["a","b"].join(",") == "a,b" && ["a", "b"].join() == "ab"'), {}), true);
+  });
+
+  test('a claim longer than the value bound is refused when read', () => {
+    const engine = new PolicyEngine();
+    const compiled = engine.compile('policy', 'size(request.s) > 0');
+    assert.throws(() => engine.evaluate(compiled, { request: { s: 'a'.repeat(200_000) } }), /a value larger than 100000/);
+  });
+});
+
+describe('duration()', () => {
+  const engine = new PolicyEngine();
+  const run = (expression: string, request: Record<string, unknown> = {}) => engine.evaluate(engine.compile('policy', expression), { request });
+
+  test('parses Go-style durations like the library did', () => {
+    assert.equal(run('duration("1h30m") == duration("5400s")'), true);
+    assert.equal(run('duration("-1.5s") == duration("-1500ms") && duration("-1.5s") < duration("0")'), true);
+    assert.equal(run('duration(".5s") == duration("500ms") && duration("1us") == duration("1µs") && duration("+2m") == duration("120s")'), true);
+    assert.equal(run('duration("2h").getMinutes() == 120 && timestamp(0) + duration("1h") == timestamp(3600)'), true);
+  });
+
+  test('refuses malformed strings with a clear error', () => {
+    for (const text of ['', 's', '1', '1x', '1..5s', '-', '1h 2m']) {
+      assert.throws(() => run(`duration(request.d) == duration("0")`, { d: text }), ExpressionEvaluationError, JSON.stringify(text));
+    }
+  });
+
+  test('duration("1"×4000) and a 40,000-digit claim answer at once (the library took 18 s)', () => {
+    for (const [expression, request] of [
+      [`duration("${'1'.repeat(4_000)}") > duration("1s")`, {}],
+      ['duration(request.d) > duration("1s")', { d: '1'.repeat(40_000) }],
+      ['duration(request.d) > duration("1s")', { d: `${'9'.repeat(60)}h` }],
+    ] as const) {
+      const started = performance.now();
+      assert.throws(() => run(expression, request), ExpressionEvaluationError);
+      assert.ok(performance.now() - started < MAX_EVALUATION_MS, 'answered within the bound');
+    }
+  });
+
+  test('its internal replacement cannot be called by name, and type errors name duration()', () => {
+    assert.throws(() => engine.compile('policy', 'tessera_duration("1s") > duration("0")'), /tessera_duration\(\) is internal/);
+    assert.throws(() => engine.compile('policy', 'duration(1) > duration("0")'), /no matching overload for 'duration\(int\)'/);
   });
 
   test('a stopped evaluation cannot be rescued by `|| true` (CEL absorbs errors in ||)', () => {

@@ -109,7 +109,8 @@ export class SourceKeyCache {
   }
 
   private entryFor(source: FederatedSource): Entry {
-    const configKey = `${source.jwksUrl ?? ''}\n${source.oidcDiscoveryUrl ?? ''}`;
+    // The issuer decides which discovery documents are accepted: a new one starts afresh too.
+    const configKey = `${source.jwksUrl ?? ''}\n${source.oidcDiscoveryUrl ?? ''}\n${source.issuer ?? ''}`;
     const recordVersion = Math.max(source.keysFetchedAt?.getTime() ?? 0, source.updatedAt?.getTime() ?? 0);
     let entry = this.entries.get(source.id);
     if (!entry || entry.configKey !== configKey) {

@@ -138,7 +138,9 @@ export class FederatedSourceService {
     // Keys that came from a URL that is now gone are vouched for by no one: drop them unless new raw keys are given.
     if (urlsChanged && !hasUrl(next) && input.jwks === undefined) next.jwks = null;
     requireKeySource(next);
-    if (hasUrl(next) && (urlsChanged || input.jwks !== undefined)) Object.assign(next, await this.loadKeys(next));
+    // A new issuer is checked against the discovery document at once (fetch-jwks.ts).
+    const discoveryIssuerChanged = next.oidcDiscoveryUrl !== null && next.jwksUrl === null && next.issuer !== current.issuer;
+    if (hasUrl(next) && (urlsChanged || discoveryIssuerChanged || input.jwks !== undefined)) Object.assign(next, await this.loadKeys(next));
     if (!hasUrl(next)) next.keysFetchedAt = null;
     const { id: _id, createdAt: _createdAt, ...fields } = next;
     const updated = await this.collections.federatedSources.updateOne({ id }, { $set: { ...fields, updatedAt: new Date() } });
@@ -167,14 +169,14 @@ export class FederatedSourceService {
     return true;
   }
 
-  private async loadKeys(source: KeySource): Promise<Pick<FederatedSource, 'jwks' | 'keysFetchedAt'>> {
+  private async loadKeys(source: KeySource & Pick<FederatedSource, 'issuer'>): Promise<Pick<FederatedSource, 'jwks' | 'keysFetchedAt'>> {
     if (!hasUrl(source)) return { jwks: source.jwks, keysFetchedAt: null };
     const field = source.jwksUrl ? 'jwksUrl' : 'oidcDiscoveryUrl';
     try {
       const jwks = (await fetchJwks(source, this.fetchTimeoutMs)) as Jwks;
       return { jwks, keysFetchedAt: new Date() };
     } catch (error) {
-      if (error instanceof JwksFetchError) throw new ValidationError(field, `could not load keys: ${error.message}`);
+      if (error instanceof JwksFetchError) throw new ValidationError(field, error.message);
       throw error;
     }
   }

@@ -8,22 +8,33 @@
  *   nodes, nesting depth, literal sizes), and no `matches()` (JavaScript regular expressions
  *   backtrack without bound; use startsWith / endsWith / contains);
  * - at evaluation time: every node the evaluator runs counts as a step (comprehension iterations
- *   included), every list, string, bytes or map it produces counts its size; past MAX_STEPS steps,
- *   MAX_VALUE_UNITS units or MAX_EVALUATION_MS the evaluation is stopped with EvaluationLimitError.
- *   The library has no such limit of its own; the count hooks the evaluator's `run` (the single
- *   dispatch every child node goes through, the hook the library hands to custom macros).
+ *   included), every list, string, bytes or map it produces counts its size (a list built by `+`
+ *   counts its elements' sizes too: it copies references without reading them); past MAX_STEPS
+ *   steps, MAX_VALUE_UNITS units, one value over MAX_VALUE_SIZE or MAX_EVALUATION_MS the evaluation
+ *   is stopped with EvaluationLimitError. The library has no such limit of its own; the count hooks
+ *   the evaluator's `run` (the single dispatch every child node goes through, the hook the library
+ *   hands to custom macros).
+ * - every builtin costs time linear in its arguments, each at most MAX_VALUE_SIZE: the two that do
+ *   not in the library (duration(), join()) are replaced (builtins.ts). So a step costs at most a
+ *   few ms, and the clock is read every CLOCK_EVERY_STEPS steps and after every step that read or
+ *   built CLOCK_EVERY_UNITS units: the deadline holds within about one step.
  * - the input: JSON only, at most MAX_CONTEXT_DEPTH levels deep.
  */
 import { Environment, EvaluationError, Optional, ParseError, TypeError as CelTypeError, type ParseResult } from '@marcbachmann/cel-js';
+import { PUBLIC_NAMES, RENAMED_CALLS, registerBoundedBuiltins } from './builtins.js';
 
 export const MAX_EXPRESSION_BYTES = 4 * 1024;
 export const MAX_STEPS = 50_000;
 export const MAX_VALUE_UNITS = 1_000_000;
+/** The largest single string, bytes or list (characters, bytes, elements) an expression may read or build. */
+export const MAX_VALUE_SIZE = 100_000;
 export const MAX_EVALUATION_MS = 25;
 export const MAX_CONTEXT_DEPTH = 64;
 const COMPILE_CACHE_SIZE = 1_000;
 /** How often (in steps) the clock is read: often enough to stop within a few ms of the deadline. */
 const CLOCK_EVERY_STEPS = 64;
+/** ... and after a step that read or built this many units (large values cost time in one step). */
+const CLOCK_EVERY_UNITS = 8_192;
 
 /** What an expression is for: decides its variables and the type it must return. */
 export type ExpressionKind = 'policy' | 'scopeMapping' | 'sourceMapping';
@@ -76,6 +87,8 @@ interface Budget {
   steps: number;
   units: number;
   deadline: number;
+  /** Units counted when the clock was last read. */
+  unitsAtClock: number;
   /** Set once a bound is crossed: CEL's `||`, `&&` and exists() absorb errors, so the result is refused afterwards too. */
   exceeded: string | null;
 }
@@ -91,7 +104,7 @@ function celError(error: unknown, source: string): ExpressionError {
   if (error instanceof ParseError || error instanceof CelTypeError) {
     const at = error.range ? position(source, error.range.start) : null;
     const kind = error instanceof ParseError ? 'syntax error' : 'type error';
-    return new ExpressionError(`${kind}: ${error.summary}`, at?.line ?? null, at?.column ?? null);
+    return new ExpressionError(`${kind}: ${publicNames(error.summary)}`, at?.line ?? null, at?.column ?? null);
   }
   if (error instanceof ExpressionError) return error;
   return new ExpressionError(error instanceof Error ? error.message : String(error), null, null);
@@ -110,11 +123,25 @@ function isAst(value: unknown): value is AstLike {
 
 const FORBIDDEN_CALLS: Record<string, string> = {
   matches: 'matches() is not allowed: regular expressions can backtrack without bound; use startsWith, endsWith or contains',
-  tessera_probe: 'tessera_probe() is internal',
 };
 
-/** Walks the parsed tree (iteratively) and refuses the calls Tessera does not allow. */
-function rejectForbidden(ast: unknown, source: string): void {
+/** Error messages name the builtins as the admin wrote them, not their internal replacements. */
+function publicNames(message: string): string {
+  return message.replace(/\btessera_(duration|join)\b/g, (name) => PUBLIC_NAMES[name] ?? name);
+}
+
+/** Why a call is refused, or null. */
+function forbiddenCall(name: string): string | null {
+  if (name.startsWith('tessera_')) return `${name}() is internal`;
+  return FORBIDDEN_CALLS[name] ?? null;
+}
+
+/**
+ * Walks the parsed tree (iteratively), refuses the calls Tessera does not allow and points the
+ * builtins Tessera replaces (builtins.ts) at their replacements; runs before type-checking, which
+ * resolves each call by its name.
+ */
+function prepareTree(ast: unknown, source: string): void {
   const pending: unknown[] = [ast];
   while (pending.length > 0) {
     const node = pending.pop();
@@ -124,11 +151,15 @@ function rejectForbidden(ast: unknown, source: string): void {
     }
     if (!isAst(node)) continue;
     if ((node.op === 'call' || node.op === 'rcall') && Array.isArray(node.args)) {
-      const reason = FORBIDDEN_CALLS[String(node.args[0])];
+      const name = String(node.args[0]);
+      const reason = forbiddenCall(name);
       if (reason) {
         const at = position(source, node.range?.start ?? 0);
         throw new ExpressionError(reason, at.line, at.column);
       }
+      const callArgs: unknown = node.args[node.op === 'call' ? 1 : 2];
+      const replacement = RENAMED_CALLS[`${node.op}:${name}/${Array.isArray(callArgs) ? callArgs.length : -1}`];
+      if (replacement) node.args[0] = replacement;
     }
     if (Array.isArray(node.args)) pending.push(...node.args);
     else if (isAst(node.args)) pending.push(node.args);
@@ -189,6 +220,25 @@ export function fromCel(value: unknown, depth = 0): unknown {
   }
 }
 
+/**
+ * Size of a list with everything it holds (strings, bytes, nested lists), counted up to `limit`:
+ * `+` copies references, so `l + l` doubles what join() or `in` will read without reading it.
+ */
+function weightOf(list: unknown[], limit: number): number {
+  let weight = 0;
+  const pending: unknown[][] = [list];
+  while (pending.length > 0 && weight <= limit) {
+    const items = pending.pop()!;
+    weight += items.length;
+    for (const item of items) {
+      if (Array.isArray(item)) pending.push(item);
+      else weight += sizeOf(item);
+      if (weight > limit) break;
+    }
+  }
+  return weight;
+}
+
 function sizeOf(value: unknown): number {
   if (typeof value === 'string') return value.length;
   if (typeof value !== 'object' || value === null) return 0;
@@ -238,7 +288,7 @@ export class PolicyEngine {
   evaluate(compiled: CompiledExpression, variables: Record<string, unknown>, stats?: EvaluationStats): unknown {
     const context: Record<string, unknown> = {};
     for (const name of KIND_SPECS[compiled.kind].variables) context[name] = toCel(variables[name] ?? null);
-    const budget: Budget = { steps: 0, units: 0, deadline: performance.now() + MAX_EVALUATION_MS, exceeded: null };
+    const budget: Budget = { steps: 0, units: 0, deadline: performance.now() + MAX_EVALUATION_MS, unitsAtClock: 0, exceeded: null };
     this.budget = budget;
     let raw: unknown;
     try {
@@ -275,7 +325,7 @@ export class PolicyEngine {
     } catch (error) {
       throw celError(error, source);
     }
-    rejectForbidden(program.ast, source);
+    prepareTree(program.ast, source);
     const checked = program.check();
     if (!checked.valid) throw celError(checked.error, source);
     const type = checked.type ?? 'dyn';
@@ -295,6 +345,7 @@ export class PolicyEngine {
       limits: { maxAstNodes: 2_000, maxDepth: 32, maxListElements: 1_000, maxMapEntries: 1_000, maxCallArguments: 32 },
     });
     for (const name of KIND_SPECS[kind].variables) env.registerVariable(name, 'map');
+    registerBoundedBuiltins(env, MAX_VALUE_SIZE);
     this.hookEvaluator(env);
     return env;
   }
@@ -302,7 +353,7 @@ export class PolicyEngine {
   /**
    * Installs the step/size/time count on this environment's evaluator. The evaluator is reached
    * through a custom macro (custom macros are handed it to run their arguments); the macro is
-   * refused in admins' expressions by rejectForbidden.
+   * refused in admins' expressions by prepareTree.
    */
   private hookEvaluator(env: Environment): void {
     let evaluator: { run: Run } | null = null;
@@ -324,18 +375,19 @@ export class PolicyEngine {
         if (budget.exceeded) throw new EvaluationLimitError(budget.exceeded);
         budget.steps += 1;
         if (budget.steps > MAX_STEPS) budget.exceeded = `evaluation stopped: more than ${MAX_STEPS} steps`;
-        else if (budget.steps % CLOCK_EVERY_STEPS === 0 && performance.now() > budget.deadline) {
-          budget.exceeded = `evaluation stopped: it ran longer than ${MAX_EVALUATION_MS} ms`;
+        else if (budget.steps % CLOCK_EVERY_STEPS === 0 || budget.units - budget.unitsAtClock >= CLOCK_EVERY_UNITS) {
+          budget.unitsAtClock = budget.units;
+          if (performance.now() > budget.deadline) budget.exceeded = `evaluation stopped: it ran longer than ${MAX_EVALUATION_MS} ms`;
         }
         if (budget.exceeded) throw new EvaluationLimitError(budget.exceeded);
       }
       const result = run.call(this, ast, ctx);
       if (budget) {
-        budget.units += sizeOf(result);
-        if (budget.units > MAX_VALUE_UNITS) {
-          budget.exceeded = `evaluation stopped: it built more than ${MAX_VALUE_UNITS} list elements or characters`;
-          throw new EvaluationLimitError(budget.exceeded);
-        }
+        const size = Array.isArray(result) && (ast as AstLike).op === '+' ? weightOf(result, MAX_VALUE_SIZE) : sizeOf(result);
+        budget.units += size;
+        if (size > MAX_VALUE_SIZE) budget.exceeded = `evaluation stopped: a value larger than ${MAX_VALUE_SIZE} list elements or characters`;
+        else if (budget.units > MAX_VALUE_UNITS) budget.exceeded = `evaluation stopped: it built more than ${MAX_VALUE_UNITS} list elements or characters`;
+        if (budget.exceeded) throw new EvaluationLimitError(budget.exceeded);
       }
       return result;
     };
