@@ -82,7 +82,8 @@ async function sourceAndClient(fields: Partial<FederatedSource>) {
 
 async function jwtOf(key: Key, sub: string): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ sub }).setProtectedHeader({ alg: 'ES256', kid: key.kid }).setIssuedAt(now).setExpirationTime(now + 300).sign(key.privateKey);
+  // No audience on these sources: aud names the token endpoint (RFC 7523 §3).
+  return new SignJWT({ sub, aud: `${t.server.services.config.publicUrl}/application/o/token/` }).setProtectedHeader({ alg: 'ES256', kid: key.kid }).setIssuedAt(now).setExpirationTime(now + 300).sign(key.privateKey);
 }
 
 function exchange(clientId: string, jwt: string) {
