@@ -194,7 +194,7 @@ const USERNAME = /^[A-Za-z0-9@.+_-]{1,150}$/;
 const BASE64 = /^(?:[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_-]+={0,2})$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-export type DecodedUserSecret =
+type DecodedUserSecret =
   | { kind: 'credentials'; username: string; appPassword: string }
   | { kind: 'trailing_newline'; username: string };
 
@@ -202,7 +202,7 @@ export type DecodedUserSecret =
  * Rule 2's shape: base64 of UTF-8 `username:app_password` with a username of the username
  * charset. Anything else (a random client secret, a JWT) does not have it.
  */
-export function decodeUserSecret(secret: string): DecodedUserSecret | null {
+function decodeUserSecret(secret: string): DecodedUserSecret | null {
   if (secret.length < 4 || secret.length > 2048 || !BASE64.test(secret)) return null;
   let text: string;
   try {

@@ -6,14 +6,14 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, createHmac } from 'node:crypto';
 import {
-  SignJWT, createLocalJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify, type CryptoKey, type JWK, type JWTPayload,
+  SignJWT, createLocalJWKSet, decodeJwt, jwtVerify, type JWK, type JWTPayload,
 } from 'jose';
 import { basic, postForm, startTestServer, type TestServer } from '../helpers/server.js';
+import { JWT_BEARER, signingKey, type SigningKey } from '../helpers/federation.js';
 import { seedMachineClient, seedMachineProvider, seedUserWithAppPassword, unique } from '../helpers/seed.js';
 import type { FederatedSource, Provider, User } from '../../src/domain/model.js';
 import { clientIdentityKey, generatedUsername, sourceIdentityKey } from '../../src/domain/federation/service-accounts.js';
 
-const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 let t: TestServer;
 before(async () => {
@@ -68,14 +68,7 @@ async function assertFailure(
 
 // ---- keys and sources for the JWT rule ----
 
-interface SigningKey { kid: string; privateKey: CryptoKey; publicJwk: JWK; alg: string }
-
-/** ES256 by default: fast to generate; RS256, PS256 and EdDSA are covered by their own test. */
-async function signingKey(alg = 'ES256'): Promise<SigningKey> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-  const kid = unique('kid');
-  return { kid, privateKey, alg, publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } };
-}
+// RS256, PS256 and EdDSA are covered by their own test; signingKey() makes ES256 keys.
 
 async function sourceWithKeys(keys: SigningKey[], options: Partial<FederatedSource> = {}): Promise<FederatedSource> {
   const now = new Date();

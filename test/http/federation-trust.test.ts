@@ -6,46 +6,19 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { CompactEncrypt, SignJWT, decodeJwt, exportJWK, generateKeyPair, type CryptoKey, type JWK, type JWTPayload } from 'jose';
+import { CompactEncrypt, SignJWT, decodeJwt, generateKeyPair, type JWK, type JWTPayload } from 'jose';
 import { basic, postForm, startTestServer, type TestServer } from '../helpers/server.js';
+import { JWT_BEARER, JwksHost, signingKey, type SigningKey } from '../helpers/federation.js';
 import { seedMachineClient, seedMachineProvider, seedUserWithAppPassword, unique } from '../helpers/seed.js';
 import type { FederatedSource, Provider } from '../../src/domain/model.js';
 
-const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
-
-interface Key { kid: string; privateKey: CryptoKey; publicJwk: JWK }
-async function newKey(): Promise<Key> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-  const kid = unique('kid');
-  return { kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
-}
-
-/** Serves `keys` as a JWKS at /jwks. */
-class JwksHost {
-  keys: JWK[] = [];
-  url = '';
-  private readonly server = http.createServer((_req, res) => {
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ keys: this.keys }));
-  });
-  async start(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
 
 let t: TestServer;
-let key: Key;
+let key: SigningKey;
 const host = new JwksHost();
 before(async () => {
   t = await startTestServer();
-  key = await newKey();
+  key = await signingKey();
   await host.start();
 });
 after(async () => {
@@ -233,7 +206,7 @@ describe('admin changes to a source apply at once on this process (issue 11 poin
 
   test('after refreshFederatedSourceKeys the next request verifies with the rotated key', async () => {
     const { source, clientId } = await remoteSource();
-    const rotated = await newKey();
+    const rotated = await signingKey();
     host.keys = [rotated.publicJwk];
     await t.gql('mutation($id: ID!) { refreshFederatedSourceKeys(id: $id) { id } }', { id: source.id });
     const response = await present(clientId, await sign({ aud: 'tessera' }, undefined, {}, rotated));

@@ -6,12 +6,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { SignJWT, decodeJwt, exportJWK, generateKeyPair, type CryptoKey, type JWK, type JWTPayload } from 'jose';
+import { SignJWT, decodeJwt, type CryptoKey, type JWTPayload } from 'jose';
 import { basic, postForm, startTestServer, type TestServer } from '../helpers/server.js';
+import { JWT_BEARER, signingKey } from '../helpers/federation.js';
 import { seedMachineClient, seedMachineProvider, unique } from '../helpers/seed.js';
 import type { FederatedSource, Provider, User } from '../../src/domain/model.js';
-
-const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 let t: TestServer;
 before(async () => {
@@ -28,9 +27,7 @@ interface Source extends FederatedSource { privateKey: CryptoKey; kid: string }
 /** A source with a key of its own: only that source verifies its JWTs. */
 async function source(slug: string): Promise<Source> {
   const now = new Date();
-  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-  const kid = unique('kid');
-  const publicJwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' };
+  const { privateKey, kid, publicJwk } = await signingKey();
   const record = await t.server.services.store.federatedSources.insert({
     id: crypto.randomUUID(), name: slug, slug, issuer: null, audience: 'tessera', jwksUrl: null, oidcDiscoveryUrl: null,
     jwks: { keys: [publicJwk] }, keysFetchedAt: null, createdAt: now, updatedAt: now,

@@ -70,7 +70,7 @@ export function generatedUsername(key: IdentityKey, readable: { slug: string; na
   return head.slice(0, MAX_USERNAME - suffix.length) + suffix;
 }
 
-// ---- round 1's names, for recognising its accounts once (see migrateLegacyAccounts) ----
+// ---- round 1's names of rule 3's accounts, for recognising them once (see migrateLegacyAccounts) ----
 
 function legacyName(name: string): string {
   const sanitized = sanitize(name);
@@ -81,8 +81,4 @@ function legacyName(name: string): string {
 
 export function legacyClientAccountUsername(providerSlug: string, clientId: string): string {
   return legacyName(`${providerSlug}-${clientId}-client_credentials`);
-}
-
-export function legacySourceAccountUsername(sourceSlug: string, sub: string): string {
-  return legacyName(`${sourceSlug}-${sub}`);
 }

@@ -84,7 +84,7 @@ export class SourceJwtVerifier {
     this.keys = new SourceKeyCache(collections, options);
   }
 
-  async loadSources(ids: readonly string[]): Promise<FederatedSource[]> {
+  private async loadSources(ids: readonly string[]): Promise<FederatedSource[]> {
     const found = await Promise.all(ids.map((id) => this.sources.getOrLoad(id, () => this.collections.federatedSources.findOne({ id }))));
     return found.filter((s): s is FederatedSource => s !== null);
   }
