@@ -64,7 +64,7 @@ export class GeneratedAccountService {
     if (existing && !existing.isActive) return { refused: `generated service account '${existing.username}' (${existing.id}) is inactive` };
     const now = new Date();
     const live = existing && isUsable(existing, now.getTime()) ? existing : null;
-    const attributes = { ...(live?.attributes ?? {}), ...withoutIdentity(request.mapped ?? {}), ...request.identity };
+    const attributes = { ...(existing?.attributes ?? {}), ...withoutIdentity(request.mapped ?? {}), ...request.identity };
     // The expiry moves only forward while the account lives: an older JWT does not cut short what a newer one allowed.
     const keepExpiry = live?.expiresAt && request.expiresAt && live.expiresAt > request.expiresAt;
     const expiresAt = keepExpiry ? live.expiresAt : request.expiresAt;
