@@ -38,6 +38,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       : `the key kept in ${config.dataDir}/secret.key does not decrypt the signing keys in the store; restore the original file or set TESSERA_SECRET_KEY`);
   }
   const { printedToken } = await bootstrapAdmin(services);
+  const legacy = await services.generatedAccounts.migrateLegacyAccounts();
+  if (legacy.migrated > 0) logger.info({ migrated: legacy.migrated }, 'generated service accounts of round 1 keyed by identity');
+  if (legacy.ambiguous.length > 0) {
+    logger.warn({ accounts: legacy.ambiguous.slice(0, 20), count: legacy.ambiguous.length },
+      'generated service accounts whose attributes name two identities were left unkeyed and are no longer used; check and delete them');
+  }
   const app = await (await appModule).createApp(services);
 
   const handle = app.koa.callback();

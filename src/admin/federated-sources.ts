@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Arg, Ctx, Field, FieldResolver, ID, InputType, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Ctx, Field, FieldResolver, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
 import type { AdminContext } from './context.js';
 import { DateTimeScalar, JSONScalar } from './scalars.js';
 import { ProviderType, recordConfigChange, setFields } from './providers.js';
@@ -14,7 +14,11 @@ export class FederatedSourceObject {
   @Field(() => String) name!: string;
   @Field(() => String) slug!: string;
   @Field(() => String, { nullable: true, description: "When set, an assertion's iss must equal it." }) issuer!: string | null;
-  @Field(() => String, { nullable: true, description: "When set, an assertion's aud must contain it." }) audience!: string | null;
+  @Field(() => String, {
+    nullable: true,
+    description: "When set, an assertion's aud must contain it; when not set, aud must contain the provider's issuer or token endpoint (version 2).",
+  }) audience!: string | null;
+  @Field(() => Int, { nullable: true, description: 'Version 2: JWTs issued (iat) longer ago than this are refused.' }) maxTokenAgeSeconds!: number | null;
   @Field(() => String, { nullable: true }) jwksUrl!: string | null;
   @Field(() => String, { nullable: true }) oidcDiscoveryUrl!: string | null;
   @Field(() => JSONScalar, { nullable: true, description: 'The keys in use: raw JWKS given by the admin, or the last set fetched.' })
@@ -29,6 +33,7 @@ export class CreateFederatedSourceInput {
   @Field(() => String) slug!: string;
   @Field(() => String, { nullable: true }) issuer?: string | null;
   @Field(() => String, { nullable: true }) audience?: string | null;
+  @Field(() => Int, { nullable: true }) maxTokenAgeSeconds?: number | null;
   @Field(() => String, { nullable: true }) jwksUrl?: string | null;
   @Field(() => String, { nullable: true }) oidcDiscoveryUrl?: string | null;
   @Field(() => JSONScalar, { nullable: true }) jwks?: unknown;
@@ -39,6 +44,7 @@ export class UpdateFederatedSourceInput {
   @Field(() => String, { nullable: true }) name?: string | null;
   @Field(() => String, { nullable: true }) issuer?: string | null;
   @Field(() => String, { nullable: true }) audience?: string | null;
+  @Field(() => Int, { nullable: true }) maxTokenAgeSeconds?: number | null;
   @Field(() => String, { nullable: true }) jwksUrl?: string | null;
   @Field(() => String, { nullable: true }) oidcDiscoveryUrl?: string | null;
   @Field(() => JSONScalar, { nullable: true }) jwks?: unknown;

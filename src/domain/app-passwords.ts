@@ -96,6 +96,25 @@ export class AppPasswordService {
     return { user, appPassword };
   }
 
+  /**
+   * Why verify(secret, username) refused: for the event log only (the client hears a plain
+   * refusal). Looked up only after a refusal, never on the success path.
+   */
+  async explainRefusal(secret: string, username: string): Promise<string> {
+    if (secret.length === 0 || secret.length > 512) return 'the app password is empty or longer than 512 characters';
+    const appPassword = await this.collections.appPasswords.findOne({ secretHash: sha256Hex(secret) });
+    if (!appPassword) return `wrong app password for '${username}' (no app password has this secret: mistyped, or revoked)`;
+    if (appPassword.expiresAt && appPassword.expiresAt.getTime() <= Date.now()) {
+      return `app password ${appPassword.id} expired at ${appPassword.expiresAt.toISOString()}`;
+    }
+    const owner = await this.collections.users.findOne({ id: appPassword.userId });
+    if (!owner) return `app password ${appPassword.id} belongs to a user that no longer exists`;
+    if (owner.username !== username) return `app password ${appPassword.id} belongs to another user than '${username}'`;
+    if (!owner.isActive) return `user '${owner.username}' is inactive`;
+    if (owner.expiresAt && owner.expiresAt.getTime() <= Date.now()) return `user '${owner.username}' expired at ${owner.expiresAt.toISOString()}`;
+    return 'the app password was refused';
+  }
+
   /** Ensures `secret` is an app password of the user (bootstrap token); idempotent. */
   async ensure(userId: string, secret: string, description: string): Promise<void> {
     const existing = await this.collections.appPasswords.findOne({ secretHash: sha256Hex(secret) });

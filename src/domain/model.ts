@@ -67,6 +67,11 @@ export interface User {
   passwordHash: string | null;
   /** Generated service accounts expire with the JWT that created them. */
   expiresAt: Date | null;
+  /**
+   * Generated service accounts only: the identity they are for (see domain/federation/service-accounts.ts),
+   * unique in the store. Absent on every other user (the unique index is sparse).
+   */
+  identityKey?: string;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -101,6 +106,8 @@ export interface FederatedSource {
   slug: string;
   issuer: string | null;
   audience: string | null;
+  /** JWTs issued (iat) longer ago than this are refused; null: no bound. Absent on round-1 records. */
+  maxTokenAgeSeconds?: number | null;
   jwksUrl: string | null;
   oidcDiscoveryUrl: string | null;
   /** Raw JWKS given by the admin, or the last set fetched. */

@@ -12,6 +12,8 @@ import { EventLog } from './events.js';
 import { EventQuery } from './events-query.js';
 import { FederatedSourceService } from './federation/sources.js';
 import { PolicyService } from './policies/service.js';
+import { IncomingJwtVerifier } from './federation/incoming-jwt.js';
+import { GeneratedAccountService } from './generated-accounts.js';
 
 export interface Services {
   config: Config;
@@ -26,6 +28,9 @@ export interface Services {
   events: EventLog;
   eventQuery: EventQuery;
   federatedSources: FederatedSourceService;
+  /** The one verifier of incoming JWTs (assertions); forgets a source when the admin changes it. */
+  jwtVerifier: IncomingJwtVerifier;
+  generatedAccounts: GeneratedAccountService;
   policies: PolicyService;
 }
 
@@ -34,6 +39,10 @@ export function createServices(config: Config, store: Store, logger: Logger, sec
   const providers = new ProviderService(store, keys, config.publicUrl);
   const events = new EventLog(store, logger);
   const users = new UserService(store);
+  const tokens = new TokenService(store, keys, providers);
+  const federatedSources = new FederatedSourceService(store);
+  const jwtVerifier = new IncomingJwtVerifier({ collections: store, tokens, providers, tokenEndpoint: `${config.publicUrl}/application/o/token/` });
+  federatedSources.onChange((id) => jwtVerifier.invalidateSource(id));
   return {
     config,
     store,
@@ -43,10 +52,12 @@ export function createServices(config: Config, store: Store, logger: Logger, sec
     clients: new ClientService(store),
     users,
     appPasswords: new AppPasswordService(store, users),
-    tokens: new TokenService(store, keys, providers),
+    tokens,
     events,
     eventQuery: new EventQuery(store, events),
-    federatedSources: new FederatedSourceService(store),
+    federatedSources,
+    jwtVerifier,
+    generatedAccounts: new GeneratedAccountService(store, users),
     policies: new PolicyService(store, events, logger),
   };
 }

@@ -78,28 +78,10 @@ export function hashPassword(password: string): Promise<string> {
   return argon2.hash(password, { type: argon2.argon2id });
 }
 
-/** Every attribute of this use is already stored with the same primitive value (the usual case, without serialising). */
-function holdsAll(stored: Record<string, unknown>, attributes: Record<string, unknown>): boolean {
-  for (const key of Object.keys(attributes)) {
-    const value = attributes[key];
-    if (typeof value === 'object' && value !== null) return false;
-    if (!Object.hasOwn(stored, key) || stored[key] !== value) return false;
-  }
-  return true;
-}
-
-/** Whether a generated account's stored attributes or expiry differ from those of this use. */
-function needsRefresh(user: User, attributes: Record<string, unknown>, expiresAt: Date | null): boolean {
-  if (user.type !== 'GENERATED_SERVICE_ACCOUNT') return false;
-  const sameAttributes = holdsAll(user.attributes, attributes) || JSON.stringify(user.attributes) === JSON.stringify({ ...user.attributes, ...attributes });
-  const sameExpiry = (user.expiresAt?.getTime() ?? null) === (expiresAt?.getTime() ?? null);
-  return !(sameAttributes && sameExpiry);
-}
-
 export class UserService {
   private readonly byId = new TtlCache<User | null>(2_000);
-  /** Generated service accounts by username, for the token endpoint (rule 3 looks one up per request). */
-  private readonly generated = new TtlCache<User>(2_000);
+  /** Told of every change to a user here (caches of generated accounts forget it at once). */
+  private readonly changeListeners: ((id: string) => void)[] = [];
   /** Verified against when the username is unknown, so both paths cost one argon2 verification. */
   private dummyHash: Promise<string> | null = null;
 
@@ -167,8 +149,7 @@ export class UserService {
     if (input.attributes != null) $set.attributes = validateAttributes(input.attributes);
     const updated = await this.collections.users.updateOne({ id }, { $set });
     if (!updated) throw new NotFoundError('user', id);
-    this.byId.delete(id);
-    this.generated.clear();
+    this.changed(id);
     return updated;
   }
 
@@ -176,8 +157,7 @@ export class UserService {
     const passwordHash = await hashPassword(validatePassword(password));
     const updated = await this.collections.users.updateOne({ id }, { $set: { passwordHash, updatedAt: new Date() } });
     if (!updated) throw new NotFoundError('user', id);
-    this.byId.delete(id);
-    this.generated.clear();
+    this.changed(id);
   }
 
   /** Deleting a user revokes everything issued on its behalf that is stored: app passwords, refresh tokens. */
@@ -187,8 +167,7 @@ export class UserService {
     await this.collections.appPasswords.deleteMany({ userId: id });
     await this.collections.refreshTokens.deleteMany({ userId: id });
     await this.collections.users.deleteOne({ id });
-    this.byId.delete(id);
-    this.generated.clear();
+    this.changed(id);
     return true;
   }
 
@@ -205,43 +184,13 @@ export class UserService {
     return isUsable(user) ? user : null;
   }
 
-  /**
-   * The generated service account for a name: created on first use, updated on later ones. Two
-   * concurrent first uses create exactly one account (the unique username decides).
-   */
-  async ensureGeneratedServiceAccount(username: string, attributes: Record<string, unknown>, expiresAt: Date | null): Promise<User> {
-    // Briefly cached, for the case with nothing to write: an expired account, or one whose
-    // attributes or expiry change, is read from the store (another process may have replaced it).
-    const cached = this.generated.get(username);
-    if (cached && !(cached.expiresAt && cached.expiresAt.getTime() <= Date.now()) && !needsRefresh(cached, attributes, expiresAt)) {
-      return cached;
-    }
-    const existing = await this.getByUsername(username);
-    if (existing) {
-      const current = await this.refreshGenerated(existing, attributes, expiresAt);
-      this.generated.set(username, current);
-      return current;
-    }
-    try {
-      const created = await this.create({ username, type: 'GENERATED_SERVICE_ACCOUNT', attributes, expiresAt });
-      this.generated.set(username, created);
-      return created;
-    } catch (error) {
-      if (!(error instanceof DomainConflictError)) throw error;
-      const winner = await this.getByUsername(username);
-      if (!winner) throw error;
-      return this.refreshGenerated(winner, attributes, expiresAt);
-    }
+  onChange(listener: (id: string) => void): void {
+    this.changeListeners.push(listener);
   }
 
-  private async refreshGenerated(user: User, attributes: Record<string, unknown>, expiresAt: Date | null): Promise<User> {
-    if (!needsRefresh(user, attributes, expiresAt)) return user;
-    const updated = await this.collections.users.updateOne(
-      { id: user.id },
-      { $set: { attributes: { ...user.attributes, ...attributes }, expiresAt, updatedAt: new Date() } },
-    );
-    this.byId.delete(user.id);
-    return updated ?? user;
+  private changed(id: string): void {
+    this.byId.delete(id);
+    for (const listener of this.changeListeners) listener(id);
   }
 }
 

@@ -155,6 +155,18 @@ export async function authenticateClient(
   };
 }
 
+/**
+ * A secret that is neither the client's own nor a credential the grant's rules accept
+ * (client_credentials): a confidential client that sent it by Basic failed client authentication
+ * (invalid_client, 401, WWW-Authenticate); otherwise the grant is refused.
+ */
+export function unmatchedClientSecret(authenticated: Pick<AuthenticatedClient, 'client' | 'viaBasic'>): OAuthError {
+  if (authenticated.client.type === 'CONFIDENTIAL' && authenticated.viaBasic) {
+    return invalidClient('client authentication failed', true, 'the Basic password is neither the client secret nor a credential of the client_credentials rules');
+  }
+  return new OAuthError('invalid_grant', 'the client secret is wrong', 'the client secret is neither the client\'s secret nor a credential of the client_credentials rules');
+}
+
 /** The client must hold the grant it asks for (contract: unauthorized_client). */
 export function requireGrant(client: Client, grant: Client['grantTypes'][number]): void {
   if (!client.grantTypes.includes(grant)) {

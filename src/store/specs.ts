@@ -36,7 +36,7 @@ export const COLLECTION_SPECS: Record<keyof Collections, CollectionSpec> = {
   clients: { unique: ['clientId'], indexes: ['providerId'] },
   // expiresAt ordered: the embedded count of users takes off the expired ones by a range on it.
   users: {
-    unique: ['username'], indexes: ['type', 'createdAt'], ordered: ['createdAt', 'expiresAt'], ttl: { field: 'expiresAt', afterSeconds: 0 },
+    unique: ['username', 'identityKey'], indexes: ['type', 'createdAt'], ordered: ['createdAt', 'expiresAt'], ttl: { field: 'expiresAt', afterSeconds: 0 },
     json: ['attributes'],
   },
   appPasswords: { unique: ['secretHash'], indexes: ['userId'] },

@@ -2,6 +2,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { clientIdentityKey } from '../../src/domain/federation/service-accounts.js';
 import { configEvents, expectGqlError } from '../helpers/admin.js';
 
 let server: TestServer;
@@ -116,7 +117,12 @@ test('createServiceAccount makes a SERVICE_ACCOUNT without a password; expiresAt
 });
 
 test('generated service accounts are listed, filterable by type and deletable', async () => {
-  const generated = await server.server.services.users.ensureGeneratedServiceAccount('clients-m2m-client_credentials', { source: 'test' }, null);
+  const accounts = server.server.services.generatedAccounts;
+  const prospective = await accounts.prospective({
+    key: clientIdentityKey('provider-id', 'm2m'), readable: { slug: 'clients', name: 'm2m' }, identity: { providerId: 'provider-id', clientId: 'm2m' }, expiresAt: null,
+  });
+  assert.ok('account' in prospective);
+  const generated = await accounts.save(prospective.account);
   const data = await server.gql<UsersData>(USERS, { filter: { type: 'GENERATED_SERVICE_ACCOUNT' } });
   assert.ok(data.users.edges.some((e) => e.node.id === generated.id));
   assert.ok(data.users.edges.every((e) => e.node.type === 'GENERATED_SERVICE_ACCOUNT'));

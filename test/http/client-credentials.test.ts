@@ -6,13 +6,14 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, createHmac } from 'node:crypto';
 import {
-  SignJWT, createLocalJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify, type CryptoKey, type JWK, type JWTPayload,
+  SignJWT, createLocalJWKSet, decodeJwt, jwtVerify, type JWK, type JWTPayload,
 } from 'jose';
 import { basic, postForm, startTestServer, type TestServer } from '../helpers/server.js';
+import { JWT_BEARER, signingKey, type SigningKey } from '../helpers/federation.js';
 import { seedMachineClient, seedMachineProvider, seedUserWithAppPassword, unique } from '../helpers/seed.js';
-import type { FederatedSource, Provider } from '../../src/domain/model.js';
+import type { FederatedSource, Provider, User } from '../../src/domain/model.js';
+import { clientIdentityKey, generatedUsername, sourceIdentityKey } from '../../src/domain/federation/service-accounts.js';
 
-const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 let t: TestServer;
 before(async () => {
@@ -23,6 +24,11 @@ after(async () => {
 });
 
 const tokenUrl = () => `${t.url}/application/o/token/`;
+/** The token endpoint as the server names it: an audience every source without its own accepts (RFC 7523 §3). */
+const tokenEndpointAudience = () => `${t.server.services.config.publicUrl}/application/o/token/`;
+/** Generated accounts are found by identity, as the server finds them. */
+const sourceAccount = (source: FederatedSource, sub: string): Promise<User | null> => t.server.services.generatedAccounts.find(sourceIdentityKey(source.id, sub));
+const clientAccount = (provider: Provider, clientId: string): Promise<User | null> => t.server.services.generatedAccounts.find(clientIdentityKey(provider.id, clientId));
 const token = (form: Record<string, string>, headers: Record<string, string> = {}) => postForm(tokenUrl(), form, headers);
 
 async function eventsOf(requestId: string) {
@@ -62,14 +68,7 @@ async function assertFailure(
 
 // ---- keys and sources for the JWT rule ----
 
-interface SigningKey { kid: string; privateKey: CryptoKey; publicJwk: JWK; alg: string }
-
-/** ES256 by default: fast to generate; RS256, PS256 and EdDSA are covered by their own test. */
-async function signingKey(alg = 'ES256'): Promise<SigningKey> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-  const kid = unique('kid');
-  return { kid, privateKey, alg, publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } };
-}
+// RS256, PS256 and EdDSA are covered by their own test; signingKey() makes ES256 keys.
 
 async function sourceWithKeys(keys: SigningKey[], options: Partial<FederatedSource> = {}): Promise<FederatedSource> {
   const now = new Date();
@@ -83,7 +82,7 @@ async function sourceWithKeys(keys: SigningKey[], options: Partial<FederatedSour
 
 function assertion(key: SigningKey, claims: JWTPayload, options: { expiresIn?: number | null; kid?: string } = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  const jwt = new SignJWT(claims).setProtectedHeader({ alg: key.alg, kid: options.kid ?? key.kid, typ: 'JWT' }).setIssuedAt(now);
+  const jwt = new SignJWT({ aud: tokenEndpointAudience(), ...claims }).setProtectedHeader({ alg: key.alg, kid: options.kid ?? key.kid, typ: 'JWT' }).setIssuedAt(now);
   if (options.expiresIn !== null) jwt.setExpirationTime(now + (options.expiresIn ?? 300));
   return jwt.sign(key.privateKey);
 }
@@ -282,20 +281,21 @@ describe('rule 2: base64(username:app_password) as the client secret', () => {
 // ---- rule 3: the client's own secret ----
 
 describe("rule 3: the client's own secret", () => {
-  test('issues for the generated service account <provider slug>-<client_id>-client_credentials, created once', async () => {
+  test('issues for the generated service account of (provider, client_id), created once, named <provider slug>-<client_id>-client_credentials-<hash>', async () => {
     const provider = await seedMachineProvider(t, { signingAlgorithm: 'RS256' });
     const { clientId, clientSecret } = await seedMachineClient(t, provider);
     const first = await token({ grant_type: 'client_credentials', scope: 'profile' }, { authorization: basic(clientId, clientSecret!) });
     assert.equal(first.status, 200, JSON.stringify(first.body));
-    const username = `${provider.slug}-${clientId}-client_credentials`;
-    const account = await t.server.services.users.getByUsername(username);
-    assert.ok(account, `account ${username} exists`);
+    const account = await clientAccount(provider, clientId);
+    assert.ok(account, 'the account of (provider, client) exists');
+    assert.match(account.username, new RegExp(`^${provider.slug}-${clientId}-client_credentials-[0-9a-f]{16}$`));
     assert.equal(account.type, 'GENERATED_SERVICE_ACCOUNT');
+    assert.deepEqual(account.attributes, { providerId: provider.id, clientId });
     assert.equal((await verifyAccessToken(provider, String(first.body.access_token))).sub, account.id);
     const second = await token({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret! });
     assert.equal(second.status, 200);
     assert.equal(decodeJwt(String(second.body.access_token)).sub, account.id);
-    assert.equal(await t.server.services.store.users.count({ username }), 1);
+    assert.equal(await t.server.services.store.users.count({ username: account.username }), 1);
     assert.equal((await onlyEvent(first, 'LOGIN')).context.rule, 'client_secret');
   });
 
@@ -331,7 +331,7 @@ describe('rule 4: a JWT from a federated source', () => {
     const exp = decodeJwt(jwt).exp!;
     const response = await token({ grant_type: 'client_credentials', client_id: clientId, client_assertion_type: JWT_BEARER, client_assertion: jwt });
     assert.equal(response.status, 200, JSON.stringify(response.body));
-    const account = await t.server.services.users.getByUsername(`${source.slug}-worker-1`);
+    const account = await sourceAccount(source, 'worker-1');
     assert.ok(account);
     assert.equal(account.type, 'GENERATED_SERVICE_ACCOUNT');
     assert.equal(account.attributes.iss, 'https://issuer.example');
@@ -356,7 +356,7 @@ describe('rule 4: a JWT from a federated source', () => {
     await verifyAccessToken(provider, String(body.body.access_token));
   });
 
-  test('a sub outside the username charset maps to a deterministic, distinct account name', async () => {
+  test('a sub outside the username charset gets its own account, with a name within the charset', async () => {
     const { key, source, clientId } = await federatedSetup();
     const sub = 'system:serviceaccount:ci:builder';
     const a = await token({ grant_type: 'client_credentials', client_id: clientId, client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, { sub }) });
@@ -376,7 +376,9 @@ describe('rule 4: a JWT from a federated source', () => {
     const responses = await Promise.all(Array.from({ length: 8 }, () =>
       token({ grant_type: 'client_credentials', client_id: clientId, client_assertion_type: JWT_BEARER, client_assertion: jwt })));
     for (const r of responses) assert.equal(r.status, 200, JSON.stringify(r.body));
-    assert.equal(await t.server.services.store.users.count({ username: `${source.slug}-racer` }), 1);
+    const account = await sourceAccount(source, 'racer');
+    assert.equal(await t.server.services.store.users.count({ identityKey: account!.identityKey! }), 1);
+    assert.equal(await t.server.services.store.users.count({ username: account!.username }), 1);
     assert.equal(new Set(responses.map((r) => decodeJwt(String(r.body.access_token)).sub)).size, 1);
   });
 
@@ -384,20 +386,26 @@ describe('rule 4: a JWT from a federated source', () => {
     const { key, source, clientId } = await federatedSetup();
     const first = await token({ grant_type: 'client_credentials', client_id: clientId, client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, { sub: 'phoenix' }) });
     assert.equal(first.status, 200, JSON.stringify(first.body));
-    const username = `${source.slug}-phoenix`;
-    await t.server.services.store.users.updateOne({ username }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
+    const before = (await sourceAccount(source, 'phoenix'))!;
+    await t.server.services.store.users.updateOne({ id: before.id }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
     const jwt = await assertion(key, { sub: 'phoenix' }, { expiresIn: 600 });
     const second = await token({ grant_type: 'client_credentials', client_id: clientId, client_assertion_type: JWT_BEARER, client_assertion: jwt });
     assert.equal(second.status, 200, JSON.stringify(second.body));
-    const account = await t.server.services.store.users.findOne({ username });
+    const account = await t.server.services.store.users.findOne({ identityKey: before.identityKey! });
     assert.equal(account?.expiresAt?.getTime(), decodeJwt(jwt).exp! * 1000);
     assert.equal(decodeJwt(String(second.body.access_token)).sub, account?.id);
+    assert.equal(account?.id, before.id, 'the account id (the sub) is the same after expiry');
+    // Swept away after expiry and made again: the same id, derived from (source, sub).
+    await t.server.services.store.users.deleteOne({ id: before.id });
+    const third = await token({ grant_type: 'client_credentials', client_id: clientId, client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, { sub: 'phoenix' }) });
+    assert.equal(third.status, 200, JSON.stringify(third.body));
+    assert.equal(decodeJwt(String(third.body.access_token)).sub, before.id);
   });
 
   test('an expired JWT is refused', async () => {
     const { key, clientId } = await federatedSetup();
     const now = Math.floor(Date.now() / 1000);
-    const jwt = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: key.alg, kid: key.kid }).setIssuedAt(now - 600).setExpirationTime(now - 5).sign(key.privateKey);
+    const jwt = await new SignJWT({ sub: 'x', aud: tokenEndpointAudience() }).setProtectedHeader({ alg: key.alg, kid: key.kid }).setIssuedAt(now - 600).setExpirationTime(now - 5).sign(key.privateKey);
     const response = await token({ grant_type: 'client_credentials', client_id: clientId, client_assertion_type: JWT_BEARER, client_assertion: jwt });
     const event = await assertFailure(response, 'invalid_grant', /expired/);
     assert.equal(event.context.assertionRejection, 'expired');
@@ -420,7 +428,7 @@ describe('rule 4: a JWT from a federated source', () => {
   test('a JWT issued in the future (iat beyond the skew) is refused', async () => {
     const { key, clientId } = await federatedSetup();
     const now = Math.floor(Date.now() / 1000);
-    const jwt = await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: key.alg, kid: key.kid }).setIssuedAt(now + 600).setExpirationTime(now + 900).sign(key.privateKey);
+    const jwt = await new SignJWT({ sub: 'x', aud: tokenEndpointAudience() }).setProtectedHeader({ alg: key.alg, kid: key.kid }).setIssuedAt(now + 600).setExpirationTime(now + 900).sign(key.privateKey);
     const response = await token({ grant_type: 'client_credentials', client_id: clientId, client_assertion_type: JWT_BEARER, client_assertion: jwt });
     await assertFailure(response, 'invalid_grant', /iat .* in the future/);
   });
@@ -512,11 +520,19 @@ describe('rule 4: a JWT from a federated source', () => {
     await assertFailure(response, 'invalid_grant', /trusts no federated/);
   });
 
-  test('an account name held by a person is never used for a JWT subject', async () => {
+  test('a person holding the display name keeps it and their account; the JWT subject gets its own account under the long name', async () => {
     const { key, source, clientId } = await federatedSetup();
-    await t.server.services.users.create({ username: `${source.slug}-alice` });
+    const name = generatedUsername(sourceIdentityKey(source.id, 'alice'), { slug: source.slug, name: 'alice' });
+    const person = await t.server.services.users.create({ username: name, isAdmin: true });
     const response = await token({ grant_type: 'client_credentials', client_id: clientId, client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, { sub: 'alice' }) });
-    await assertFailure(response, 'invalid_grant', /taken by an account/);
+    assert.equal(response.status, 200, JSON.stringify(response.body));
+    const account = (await sourceAccount(source, 'alice'))!;
+    assert.notEqual(account.id, person.id);
+    assert.equal(decodeJwt(String(response.body.access_token)).sub, account.id);
+    assert.equal(account.isAdmin, false);
+    assert.match(account.username, new RegExp(`^${source.slug}-[0-9a-f]{64}$`));
+    const after = (await t.server.services.store.users.findOne({ id: person.id }))!;
+    assert.deepEqual({ ...after }, { ...person }, 'the person is unchanged');
   });
 });
 
@@ -637,7 +653,7 @@ describe('policies and mappings', () => {
       client_assertion: await assertion(key, { iss: 'https://k8s.example', sub: 'pod-sa', 'kubernetes.io': { namespace: 'ci' } }),
     });
     assert.equal(response.status, 200, JSON.stringify(response.body));
-    const account = await t.server.services.users.getByUsername(`${source.slug}-pod-sa`);
+    const account = await sourceAccount(source, 'pod-sa');
     assert.equal(account?.attributes.kubernetes_namespace, 'ci');
     assert.equal(account?.attributes.sub, 'pod-sa');
   });

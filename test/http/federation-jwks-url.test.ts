@@ -101,7 +101,9 @@ async function sourceAndClient(fields: Partial<FederatedSource>) {
 
 async function jwtOf(key: Key, sub: string, iss?: string): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT(iss ? { sub, iss } : { sub }).setProtectedHeader({ alg: 'ES256', kid: key.kid }).setIssuedAt(now).setExpirationTime(now + 300).sign(key.privateKey);
+  // No audience on these sources: aud names the token endpoint (RFC 7523 §3).
+  const aud = `${t.server.services.config.publicUrl}/application/o/token/`;
+  return new SignJWT(iss ? { sub, iss, aud } : { sub, aud }).setProtectedHeader({ alg: 'ES256', kid: key.kid }).setIssuedAt(now).setExpirationTime(now + 300).sign(key.privateKey);
 }
 
 function exchange(clientId: string, jwt: string) {

@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { basic, postForm, startTestServer, type TestServer } from '../helpers/server.js';
 import { seedMachineClient, seedMachineProvider } from '../helpers/seed.js';
+import { clientIdentityKey } from '../../src/domain/federation/service-accounts.js';
 
 let t: TestServer;
 before(async () => {
@@ -25,7 +26,7 @@ test('a generated service account deactivated through the admin API is refused a
   const { clientId, clientSecret } = await seedMachineClient(t, provider);
   assert.equal(await tokenStatus(clientId, clientSecret!), 200);
   assert.equal(await tokenStatus(clientId, clientSecret!), 200); // now answered from the cache
-  const account = await t.server.services.users.getByUsername(`${provider.slug}-${clientId}-client_credentials`);
+  const account = await t.server.services.generatedAccounts.find(clientIdentityKey(provider.id, clientId));
   assert.ok(account);
   const off = await t.gql<{ updateUser: { isActive: boolean } }>(
     'mutation($id: ID!) { updateUser(id: $id, input: { isActive: false }) { isActive } }', { id: account.id });
@@ -35,16 +36,19 @@ test('a generated service account deactivated through the admin API is refused a
   assert.equal(await tokenStatus(clientId, clientSecret!), 200);
 });
 
-test('a deleted generated service account is made afresh on the next request, not served from the cache', async () => {
+test('a deleted generated service account is made afresh on the next request, not served from the cache, with the same id', async () => {
   const provider = await seedMachineProvider(t);
   const { clientId, clientSecret } = await seedMachineClient(t, provider);
   assert.equal(await tokenStatus(clientId, clientSecret!), 200);
-  const username = `${provider.slug}-${clientId}-client_credentials`;
-  const first = await t.server.services.users.getByUsername(username);
+  const key = clientIdentityKey(provider.id, clientId);
+  const first = await t.server.services.generatedAccounts.find(key);
   assert.ok(first);
   await t.gql('mutation($id: ID!) { deleteUser(id: $id) }', { id: first.id });
+  assert.equal(await t.server.services.store.users.findOne({ id: first.id }), null);
   assert.equal(await tokenStatus(clientId, clientSecret!), 200);
-  const second = await t.server.services.users.getByUsername(username);
+  const second = await t.server.services.store.users.findOne({ identityKey: key.value });
   assert.ok(second);
-  assert.notEqual(second.id, first.id);
+  // The id is derived from (provider, client): the account made again is the same sub (contract version 2).
+  assert.equal(second.id, first.id);
+  assert.ok(second.createdAt > first.createdAt);
 });

@@ -10,6 +10,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import * as oidc from 'openid-client';
 import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, type JWK } from 'jose';
+import { sourceIdentityKey } from '../../src/domain/federation/service-accounts.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { seedMachineClient, seedMachineProvider, seedUserWithAppPassword, unique } from '../helpers/seed.js';
 import type { Provider } from '../../src/domain/model.js';
@@ -87,7 +88,7 @@ describe('openid-client (npm) as the M2M client', () => {
       client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: jwt,
     });
     assert.ok(tokens.access_token);
-    const account = await t.server.services.users.getByUsername(`${slug}-job-42`);
+    const account = await t.server.services.generatedAccounts.find(sourceIdentityKey(source.id, 'job-42'));
     assert.ok(account);
   });
 

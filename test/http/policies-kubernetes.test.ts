@@ -32,7 +32,7 @@ before(async () => {
   // 1. An OAuth source with raw JWKS (what the cluster's service-account issuer publishes).
   const created = await t.gql<{ createFederatedSource: { id: string; slug: string } }>(
     'mutation($input: CreateFederatedSourceInput!) { createFederatedSource(input: $input) { id slug } }',
-    { input: { name: 'cluster', slug: unique('cluster'), jwks: { keys: [publicJwk] } } },
+    { input: { name: 'cluster', slug: unique('cluster'), audience: 'tessera', jwks: { keys: [publicJwk] } } },
   );
   source = created.createFederatedSource;
   // 2. The provider trusts the source; a client may ask for the "kubernetes" scope.
@@ -61,7 +61,7 @@ after(async () => {
 
 function serviceAccountToken(claims: JWTPayload & { iss: string; sub: string }, namespace = 'ci'): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ ...claims, 'kubernetes.io': { namespace, serviceaccount: { name: 'runner' } } })
+  return new SignJWT({ aud: ['tessera'], ...claims, 'kubernetes.io': { namespace, serviceaccount: { name: 'runner' } } })
     .setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT' })
     .setIssuedAt(now)
     .setExpirationTime(now + 600)

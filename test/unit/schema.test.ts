@@ -38,8 +38,6 @@ const NOT_BUILT_YET: readonly string[] = [
   // DPoP (issue 14)
   'Provider.dpopNonce', 'CreateProviderInput.dpopNonce', 'UpdateProviderInput.dpopNonce',
   'Client.requireDpop', 'CreateClientInput.requireDpop', 'UpdateClientInput.requireDpop',
-  // Trust (issue 11)
-  'FederatedSource.maxTokenAgeSeconds', 'CreateFederatedSourceInput.maxTokenAgeSeconds', 'UpdateFederatedSourceInput.maxTokenAgeSeconds',
 ];
 
 /** The schema element a breaking change is about: `Type`, `Type.field` or `Enum.VALUE`. */

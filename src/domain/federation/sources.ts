@@ -19,6 +19,7 @@ export interface CreateFederatedSourceInput {
   slug: string;
   issuer?: string | null;
   audience?: string | null;
+  maxTokenAgeSeconds?: number | null;
   jwksUrl?: string | null;
   oidcDiscoveryUrl?: string | null;
   jwks?: unknown;
@@ -29,6 +30,7 @@ export interface UpdateFederatedSourceInput {
   name?: string | null;
   issuer?: string | null;
   audience?: string | null;
+  maxTokenAgeSeconds?: number | null;
   jwksUrl?: string | null;
   oidcDiscoveryUrl?: string | null;
   jwks?: unknown;
@@ -43,6 +45,17 @@ function optionalText(field: string, value: string | null | undefined, max: numb
   if (text === '') throw new ValidationError(field, 'must not be empty (give null to leave it unset)');
   if (text.length > max) throw new ValidationError(field, `must be at most ${max} characters`);
   return text;
+}
+
+/** Up to a year: a bound on how old an accepted JWT may be, not a lifetime. */
+const MAX_TOKEN_AGE_LIMIT = 31_536_000;
+
+function optionalMaxAge(value: number | null | undefined): number | null {
+  if (value === null || value === undefined) return null;
+  if (!Number.isInteger(value) || value < 1 || value > MAX_TOKEN_AGE_LIMIT) {
+    throw new ValidationError('maxTokenAgeSeconds', `must be a whole number of seconds from 1 to ${MAX_TOKEN_AGE_LIMIT}, or null`);
+  }
+  return value;
 }
 
 function optionalUrl(field: string, value: string | null | undefined): string | null {
@@ -73,10 +86,21 @@ function validateRawJwks(value: unknown): Jwks | null {
 }
 
 export class FederatedSourceService {
+  /** Told of every change to a source here (the JWT verifier's caches forget it at once). */
+  private readonly changeListeners: ((sourceId: string) => void)[] = [];
+
   constructor(
     private readonly collections: Pick<Collections, 'federatedSources' | 'providers' | 'sourcePropertyMappings'>,
     private readonly fetchTimeoutMs?: number,
   ) {}
+
+  onChange(listener: (sourceId: string) => void): void {
+    this.changeListeners.push(listener);
+  }
+
+  private changed(sourceId: string): void {
+    for (const listener of this.changeListeners) listener(sourceId);
+  }
 
   list(): Promise<FederatedSource[]> {
     return this.collections.federatedSources.find({}, { sort: { createdAt: 1 } });
@@ -107,6 +131,7 @@ export class FederatedSourceService {
       slug: validateSlug('slug', input.slug),
       issuer: optionalText('issuer', input.issuer, 2048),
       audience: optionalText('audience', input.audience, 2048),
+      maxTokenAgeSeconds: optionalMaxAge(input.maxTokenAgeSeconds),
       ...keySource,
       keysFetchedAt: null,
       createdAt: now,
@@ -131,6 +156,7 @@ export class FederatedSourceService {
     if (input.name !== undefined && input.name !== null) next.name = validateName('name', input.name);
     if (input.issuer !== undefined) next.issuer = optionalText('issuer', input.issuer, 2048);
     if (input.audience !== undefined) next.audience = optionalText('audience', input.audience, 2048);
+    if (input.maxTokenAgeSeconds !== undefined) next.maxTokenAgeSeconds = optionalMaxAge(input.maxTokenAgeSeconds);
     if (input.jwksUrl !== undefined) next.jwksUrl = optionalUrl('jwksUrl', input.jwksUrl);
     if (input.oidcDiscoveryUrl !== undefined) next.oidcDiscoveryUrl = optionalUrl('oidcDiscoveryUrl', input.oidcDiscoveryUrl);
     if (input.jwks !== undefined) next.jwks = validateRawJwks(input.jwks);
@@ -145,6 +171,7 @@ export class FederatedSourceService {
     const { id: _id, createdAt: _createdAt, ...fields } = next;
     const updated = await this.collections.federatedSources.updateOne({ id }, { $set: { ...fields, updatedAt: new Date() } });
     if (!updated) throw new NotFoundError('federated source', id);
+    this.changed(id);
     return updated;
   }
 
@@ -156,6 +183,7 @@ export class FederatedSourceService {
     const keys = await this.loadKeys(current);
     const updated = await this.collections.federatedSources.updateOne({ id }, { $set: { ...keys, updatedAt: new Date() } });
     if (!updated) throw new NotFoundError('federated source', id);
+    this.changed(id);
     return updated;
   }
 
@@ -166,6 +194,7 @@ export class FederatedSourceService {
     await this.collections.providers.updateMany({ federatedSourceIds: id }, { $pull: { federatedSourceIds: id } });
     await this.collections.sourcePropertyMappings.deleteMany({ federatedSourceId: id });
     await this.collections.federatedSources.deleteOne({ id });
+    this.changed(id);
     return true;
   }
 

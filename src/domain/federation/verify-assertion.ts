@@ -1,7 +1,10 @@
 /**
- * Verifies a JWT assertion (RFC 7523 style) against a provider's federated sources: signature by
- * one of the source's keys, an asymmetric algorithm from the allow-list, `exp` present and in the
- * future, `nbf` and `iat` within a small clock skew, and `iss` / `aud` where the source sets them.
+ * The federated-source half of the one verifier for incoming JWTs (incoming-jwt.ts decides which
+ * half a JWT goes to): signature by one of the source's keys, an asymmetric algorithm from the
+ * allow-list, `typ` absent or JWT (never an access token's at+jwt), `exp` present and in the
+ * future, `nbf` and `iat` within a small clock skew, `iat` no older than the source's
+ * maxTokenAgeSeconds, `iss` where the source sets it, and `aud` always: the source's audience,
+ * or else the provider's issuer or token endpoint (RFC 7523 §3).
  *
  * Every refusal is an AssertionRejected with a machine-readable reason and a precise detail
  * (which source, which claim, which kid) for the event log; the client only hears invalid_grant.
@@ -22,8 +25,8 @@ export const CLOCK_SKEW_SECONDS = 30;
 const MAX_ASSERTION_LENGTH = 16_384;
 
 export type AssertionRejectionReason =
-  | 'malformed' | 'alg_not_allowed' | 'no_sources' | 'keys_unavailable' | 'unknown_kid' | 'bad_signature'
-  | 'expired' | 'missing_exp' | 'not_yet_valid' | 'issued_in_future' | 'iss_mismatch' | 'aud_mismatch' | 'missing_sub';
+  | 'malformed' | 'alg_not_allowed' | 'typ_not_allowed' | 'no_sources' | 'keys_unavailable' | 'unknown_kid' | 'bad_signature'
+  | 'expired' | 'missing_exp' | 'not_yet_valid' | 'issued_in_future' | 'too_old' | 'iss_mismatch' | 'aud_mismatch' | 'missing_sub';
 
 export class AssertionRejected extends Error {
   constructor(readonly reason: AssertionRejectionReason, readonly detail: string, readonly sourceSlug: string | null = null) {
@@ -63,13 +66,13 @@ export function peekJwt(value: string): { header: ProtectedHeaderParameters; pay
 
 /** How specific a rejection is: when several sources refuse, the most telling reason is reported. */
 const SPECIFICITY: Record<AssertionRejectionReason, number> = {
-  malformed: 9, alg_not_allowed: 9, no_sources: 9, expired: 8, missing_exp: 8, not_yet_valid: 8, issued_in_future: 8,
+  malformed: 9, alg_not_allowed: 9, typ_not_allowed: 9, no_sources: 9, expired: 8, missing_exp: 8, not_yet_valid: 8, issued_in_future: 8, too_old: 8,
   aud_mismatch: 8, missing_sub: 8, iss_mismatch: 7, bad_signature: 5, unknown_kid: 4, keys_unavailable: 3,
 };
 
 const isoDate = (seconds: unknown) => (typeof seconds === 'number' && Number.isFinite(seconds) ? new Date(seconds * 1000).toISOString() : String(seconds));
 
-export class FederationVerifier {
+export class SourceJwtVerifier {
   /** Source records, briefly cached: the token endpoint reads them on every JWT request. */
   private readonly sources = new TtlCache<FederatedSource | null>(5_000);
   readonly keys: SourceKeyCache;
@@ -81,7 +84,7 @@ export class FederationVerifier {
     this.keys = new SourceKeyCache(collections, options);
   }
 
-  async loadSources(ids: readonly string[]): Promise<FederatedSource[]> {
+  private async loadSources(ids: readonly string[]): Promise<FederatedSource[]> {
     const found = await Promise.all(ids.map((id) => this.sources.getOrLoad(id, () => this.collections.federatedSources.findOne({ id }))));
     return found.filter((s): s is FederatedSource => s !== null);
   }
@@ -92,13 +95,17 @@ export class FederationVerifier {
     this.keys.forget(sourceId);
   }
 
-  /** Verifies `jwt` against the sources with these ids; the first source that accepts it wins. */
-  async verify(jwt: string, sourceIds: readonly string[]): Promise<VerifiedAssertion> {
+  /**
+   * Verifies `jwt` against the sources with these ids; the first source that accepts it wins.
+   * `audiences` are what `aud` must contain one of where a source sets no audience.
+   */
+  async verify(jwt: string, sourceIds: readonly string[], audiences: readonly string[]): Promise<VerifiedAssertion> {
     if (jwt.length > MAX_ASSERTION_LENGTH) throw new AssertionRejected('malformed', `the JWT is longer than ${MAX_ASSERTION_LENGTH} characters`);
     const peeked = peekJwt(jwt);
     if (!peeked) throw new AssertionRejected('malformed', 'not a JWS compact serialization with a JSON header and payload');
     const { header, payload } = peeked;
     checkAlgorithm(header.alg);
+    checkType(header.typ);
     const sources = await this.loadSources(sourceIds);
     if (sources.length === 0) throw new AssertionRejected('no_sources', 'the provider has no federated sources');
     // The unverified iss only orders the attempts; each source still checks iss itself.
@@ -115,7 +122,7 @@ export class FederationVerifier {
     const rejections: AssertionRejected[] = [];
     for (const source of candidates) {
       try {
-        return await this.verifyWithSource(jwt, header, source);
+        return await this.verifyWithSource(jwt, header, source, audiences);
       } catch (error) {
         if (!(error instanceof AssertionRejected)) throw error;
         rejections.push(error);
@@ -126,7 +133,9 @@ export class FederationVerifier {
     throw new AssertionRejected(best.reason, rejections.map((r) => `source ${r.sourceSlug}: ${r.detail}`).join('; '), best.sourceSlug);
   }
 
-  private async verifyWithSource(jwt: string, header: ProtectedHeaderParameters, source: FederatedSource): Promise<VerifiedAssertion> {
+  private async verifyWithSource(
+    jwt: string, header: ProtectedHeaderParameters, source: FederatedSource, audiences: readonly string[],
+  ): Promise<VerifiedAssertion> {
     const reject = (reason: AssertionRejectionReason, detail: string) => new AssertionRejected(reason, detail, source.slug);
     const current = await this.keys.current(source);
     let keySet = current.keySet;
@@ -136,13 +145,13 @@ export class FederationVerifier {
       clockTolerance: CLOCK_SKEW_SECONDS,
       requiredClaims: ['exp'],
       ...(source.issuer !== null ? { issuer: source.issuer } : {}),
-      ...(source.audience !== null ? { audience: source.audience } : {}),
+      audience: source.audience !== null ? source.audience : [...audiences],
     };
     let payload: JWTPayload;
     try {
       payload = await verifyWithKeySet(jwt, keySet, options);
     } catch (error) {
-      if (!(error instanceof errors.JWKSNoMatchingKey)) throw translate(error, source, header);
+      if (!(error instanceof errors.JWKSNoMatchingKey)) throw translate(error, source, header, options);
       const kid = header.kid === undefined ? 'no kid' : `kid ${JSON.stringify(header.kid)}`;
       const refreshed = await this.keys.refreshForUnknownKid(source);
       if (!refreshed) {
@@ -158,7 +167,7 @@ export class FederationVerifier {
         if (retryError instanceof errors.JWKSNoMatchingKey) {
           throw reject('unknown_kid', `${kid} (${header.alg}) is not among source ${source.slug}'s keys, even after fetching them again`);
         }
-        throw translate(retryError, source, header);
+        throw translate(retryError, source, header, options);
       }
     }
     const now = Math.floor(Date.now() / 1000);
@@ -166,6 +175,11 @@ export class FederationVerifier {
     if (typeof payload.exp !== 'number' || payload.exp <= now) throw reject('expired', `the JWT expired at ${isoDate(payload.exp)}`);
     if (typeof payload.iat === 'number' && payload.iat > now + CLOCK_SKEW_SECONDS) {
       throw reject('issued_in_future', `iat ${isoDate(payload.iat)} is in the future beyond ${CLOCK_SKEW_SECONDS} s of clock skew`);
+    }
+    const maxAge = source.maxTokenAgeSeconds ?? null;
+    if (maxAge !== null) {
+      if (typeof payload.iat !== 'number') throw reject('too_old', `source ${source.slug} accepts JWTs at most ${maxAge} s old, and this one has no iat`);
+      if (now - payload.iat > maxAge) throw reject('too_old', `the JWT was issued at ${isoDate(payload.iat)}, more than source ${source.slug}'s ${maxAge} s ago`);
     }
     if (typeof payload.sub !== 'string' || payload.sub === '' || payload.sub.length > 255) {
       throw reject('missing_sub', 'the JWT has no usable sub claim (a non-empty string of at most 255 characters)');
@@ -203,7 +217,20 @@ async function verifyWithKeySet(jwt: string, keySet: KeySet, options: JWTVerifyO
   }
 }
 
-function translate(error: unknown, source: FederatedSource, header: ProtectedHeaderParameters): AssertionRejected {
+/** RFC 7515 §4.1.9: a media type, "application/" may be left out, compared case-insensitively. */
+export function normalizeTyp(typ: unknown): string | undefined {
+  return typeof typ === 'string' ? typ.toLowerCase().replace(/^application\//, '') : undefined;
+}
+
+/** A source's JWT says it is a JWT or says nothing: an access token (at+jwt), a DPoP proof or a logout token is not an assertion. */
+function checkType(typ: unknown): void {
+  if (typ === undefined) return;
+  if (typ !== 'JWT' && typ !== 'jwt') {
+    throw new AssertionRejected('typ_not_allowed', `typ ${JSON.stringify(typ)} is not accepted from a federated source (only JWT, jwt or none)`);
+  }
+}
+
+function translate(error: unknown, source: FederatedSource, header: ProtectedHeaderParameters, options: JWTVerifyOptions): AssertionRejected {
   const reject = (reason: AssertionRejectionReason, detail: string) => new AssertionRejected(reason, detail, source.slug);
   if (error instanceof errors.JWTExpired) return reject('expired', `the JWT expired at ${isoDate(error.payload.exp)}`);
   if (error instanceof errors.JWTClaimValidationFailed) {
@@ -211,7 +238,9 @@ function translate(error: unknown, source: FederatedSource, header: ProtectedHea
     switch (error.claim) {
       case 'nbf': return reject('not_yet_valid', `the JWT is not valid before ${isoDate(p.nbf)} (nbf)`);
       case 'iss': return reject('iss_mismatch', `iss ${JSON.stringify(p.iss ?? null)} is not source ${source.slug}'s issuer ${JSON.stringify(source.issuer)}`);
-      case 'aud': return reject('aud_mismatch', `aud ${JSON.stringify(p.aud ?? null)} does not contain source ${source.slug}'s audience ${JSON.stringify(source.audience)}`);
+      case 'aud': return reject('aud_mismatch', source.audience !== null
+        ? `aud ${JSON.stringify(p.aud ?? null)} does not contain source ${source.slug}'s audience ${JSON.stringify(source.audience)}`
+        : `aud ${JSON.stringify(p.aud ?? null)} contains none of ${JSON.stringify(options.audience)} (source ${source.slug} sets no audience, so the provider's issuer or token endpoint is required)`);
       case 'exp': return reject('missing_exp', error.reason === 'missing' ? 'the JWT has no exp claim; an expiry is required' : 'the exp claim is not a number');
       case 'iat': return reject('malformed', 'the iat claim is not a number');
       default: return reject('malformed', `claim ${error.claim} is invalid: ${error.message}`);

@@ -1,8 +1,10 @@
 /**
- * The steps the device_code and refresh_token grants share for a person's tokens:
+ * The steps every grant shares for a user's tokens (people, service accounts, generated ones):
  * authorizeUserTokens runs the bound expression policies and the scope mappings (before anything
- * is spent), issueUserTokens issues an access token, an ID token when `openid` was granted, a
- * refresh token when the client holds the REFRESH_TOKEN grant, and records TOKEN_ISSUED.
+ * is spent or stored; enforceTokenPolicies and withScopeMappings are its two halves, for a grant
+ * that stores something in between), issueUserTokens issues an access token, an ID token when
+ * `openid` was granted, a refresh token when the client holds the REFRESH_TOKEN grant (and the
+ * grant gives them), and records one event (TOKEN_ISSUED unless the grant names another).
  */
 import type { Client, Provider, User } from '../../domain/model.js';
 import type { Services } from '../../domain/services.js';
@@ -17,6 +19,10 @@ export interface UserTokenInput {
   requestId: string;
   /** The grant_type, for policies and the event. */
   grant: string;
+  /** The input JWT's claims, for policies (`request.context.oauth_jwt`). */
+  jwtClaims?: Record<string, unknown> | null;
+  /** The credential the tokens are issued on expires then; they must not outlive it. */
+  notAfter?: Date | null;
 }
 
 export interface AuthorizedUserTokens extends UserTokenInput {
@@ -31,23 +37,43 @@ export interface AuthorizedUserTokens extends UserTokenInput {
 export async function authorizeUserTokens(
   services: Services, input: UserTokenInput & { codeVerifier?: string | null }, refusal: 'access_denied' | 'invalid_grant',
 ): Promise<AuthorizedUserTokens> {
+  await enforceTokenPolicies(services, input, refusal);
+  const { codeVerifier: _ignored, ...rest } = input;
+  return withScopeMappings(services, rest);
+}
+
+export async function enforceTokenPolicies(
+  services: Services, input: UserTokenInput & { codeVerifier?: string | null }, refusal: 'access_denied' | 'invalid_grant',
+): Promise<void> {
   const { provider, client, user, scopes, requestId } = input;
   const decision = await services.policies.evaluateTokenPolicies({
-    provider, client, user, grantType: input.grant, scopes, codeVerifier: input.codeVerifier ?? null, jwtClaims: null, requestId,
+    provider, client, user, grantType: input.grant, scopes, codeVerifier: input.codeVerifier ?? null, jwtClaims: input.jwtClaims ?? null, requestId,
   });
   if (!decision.allowed) {
     throw new OAuthError(refusal, 'the request was refused by a policy', `policy '${decision.policyName}' denied: ${decision.reason}`);
   }
+}
+
+/** The claims of the scope mappings of the granted scopes. */
+export async function withScopeMappings(services: Services, input: UserTokenInput): Promise<AuthorizedUserTokens> {
+  const { provider, client, user, scopes, requestId } = input;
   const extraClaims = await services.policies.scopeMappingClaims({ provider, user, client, scopes, requestId });
-  const { codeVerifier: _ignored, ...rest } = input;
-  return { ...rest, extraClaims };
+  return { ...input, extraClaims };
+}
+
+export interface IssueOptions {
+  /** False for grants that never give refresh tokens (client_credentials); default: when the client holds REFRESH_TOKEN. */
+  refreshToken?: boolean;
+  /** The event to record instead of TOKEN_ISSUED, with context added to the usual one. */
+  event?: { action: string; context: Record<string, unknown> };
 }
 
 export async function issueUserTokens(
-  services: Services, input: AuthorizedUserTokens & { refreshFamilyId?: string },
+  services: Services, input: AuthorizedUserTokens & { refreshFamilyId?: string }, options: IssueOptions = {},
 ): Promise<TokenResponse> {
   const { provider, client, user, scopes, extraClaims } = input;
-  const access = await services.tokens.issueAccessToken({ provider, client, user, scopes, extraClaims });
+  const notAfter = input.notAfter ?? null;
+  const access = await services.tokens.issueAccessToken({ provider, client, user, scopes, extraClaims, notAfter });
   const response: TokenResponse = {
     access_token: access.token,
     token_type: 'Bearer',
@@ -55,23 +81,24 @@ export async function issueUserTokens(
     scope: scopes.join(' '),
   };
   if (scopes.includes('openid')) {
-    response.id_token = await services.tokens.issueIdToken({ provider, client, user, scopes, extraClaims });
+    response.id_token = await services.tokens.issueIdToken({ provider, client, user, scopes, extraClaims, notAfter });
   }
-  if (client.grantTypes.includes('REFRESH_TOKEN')) {
+  if (options.refreshToken ?? client.grantTypes.includes('REFRESH_TOKEN')) {
     // Rotation keeps the new refresh token in its family.
     const refresh = await services.tokens.issueRefreshToken({
-      provider, clientId: client.clientId, userId: user.id, scopes, familyId: input.refreshFamilyId,
+      provider, clientId: client.clientId, userId: user.id, scopes, familyId: input.refreshFamilyId, notAfter,
     });
     response.refresh_token = refresh.token;
   }
   services.events.record({
-    action: 'TOKEN_ISSUED',
+    action: options.event?.action ?? 'TOKEN_ISSUED',
     requestId: input.requestId,
     clientId: client.clientId,
     username: user.username,
     context: {
       grantType: input.grant, providerId: provider.id, scope: response.scope, jti: access.claims.jti,
       refreshToken: response.refresh_token !== undefined, idToken: response.id_token !== undefined,
+      ...options.event?.context,
     },
   });
   return response;
