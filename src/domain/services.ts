@@ -34,16 +34,17 @@ export function createServices(config: Config, store: Store, logger: Logger, sec
   const providers = new ProviderService(store, keys, config.publicUrl);
   const events = new EventLog(store, logger);
   const users = new UserService(store);
+  const clients = new ClientService(store);
   return {
     config,
     store,
     logger,
     keys,
     providers,
-    clients: new ClientService(store),
+    clients,
     users,
     appPasswords: new AppPasswordService(store, users),
-    tokens: new TokenService(store, keys, providers),
+    tokens: new TokenService(store, keys, providers, { clients, users }),
     events,
     eventQuery: new EventQuery(store, events),
     federatedSources: new FederatedSourceService(store),

@@ -15,7 +15,7 @@
 import type { Client, GrantType, Provider, User } from '../../domain/model.js';
 import type { Services } from '../../domain/services.js';
 import { isUsable } from '../../domain/users.js';
-import { parseScopeParameter, permittedScopes } from '../../domain/scopes.js';
+import { grantableScopes, parseScopeParameter, permittedScopes } from '../../domain/scopes.js';
 import { sha256Hex } from '../../domain/secrets.js';
 import { Memo } from '../../domain/cache.js';
 import { AssertionRejected, FederationVerifier, looksLikeJwt, peekJwt } from '../../domain/federation/verify-assertion.js';
@@ -32,6 +32,8 @@ interface Identity {
   user: User;
   /** The credential expires then; the token must not outlive it. */
   notAfter: Date | null;
+  /** The app password the token is issued on (rules 1 and 2): the token dies with it. */
+  appPasswordId?: string;
   /** What the event should say about how the identity was established. */
   context: Record<string, unknown>;
   /** The input JWT's claims (rule 4), for policies (`request.context.oauth_jwt`). */
@@ -113,7 +115,7 @@ async function appPasswordIdentity(
     throw invalidGrant('the username or app password is wrong, expired or revoked, or the user is inactive', await explainAppPasswordRefusal(services, secret, username));
   }
   const { user, appPassword } = verified;
-  return { rule, user, notAfter: earliest(appPassword.expiresAt, user.expiresAt), context: { appPasswordId: appPassword.id } };
+  return { rule, user, notAfter: earliest(appPassword.expiresAt, user.expiresAt), appPasswordId: appPassword.id, context: { appPasswordId: appPassword.id } };
 }
 
 function earliest(...dates: (Date | null | undefined)[]): Date | null {
@@ -305,9 +307,11 @@ async function handle(services: Services, request: TokenRequest, grantType: stri
   const attempt: Attempt = { rule: 'none', username: null, context: {} };
   const authMethod = request.client.method;
   try {
-    const scopes = grantedScopes(client, request.params.get('scope') ?? request.params.get('scopes'));
+    const asked = grantedScopes(client, request.params.get('scope') ?? request.params.get('scopes'));
     const identity = await identify(services, request, attempt);
     const { user } = identity;
+    // The admin scope only for admins, not granted otherwise (RFC 6749 §3.3; the response says what was).
+    const scopes = grantableScopes(user, asked);
     attempt.rule = identity.rule;
     attempt.username = user.username;
     const decision = await services.policies.evaluateTokenPolicies({
@@ -318,7 +322,7 @@ async function handle(services: Services, request: TokenRequest, grantType: stri
       throw invalidGrant('the token was refused by a policy', `policy '${decision.policyName}' denied: ${decision.reason}`);
     }
     const extraClaims = await services.policies.scopeMappingClaims({ provider, user, client, scopes, requestId: request.requestId });
-    const issue = { provider, client, user, scopes, notAfter: identity.notAfter, extraClaims };
+    const issue = { provider, client, user, scopes, notAfter: identity.notAfter, extraClaims, appPasswordId: identity.appPasswordId ?? null };
     const access = await services.tokens.issueAccessToken(issue);
     const response: TokenResponse = { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope: scopes.join(' ') };
     if (scopes.includes('openid')) response.id_token = await services.tokens.issueIdToken(issue);

@@ -4,7 +4,9 @@
  * is spent), issueUserTokens issues an access token, an ID token when `openid` was granted, a
  * refresh token when the client holds the REFRESH_TOKEN grant, and records TOKEN_ISSUED.
  */
+import { randomUUID } from 'node:crypto';
 import type { Client, Provider, User } from '../../domain/model.js';
+import { grantableScopes } from '../../domain/scopes.js';
 import type { Services } from '../../domain/services.js';
 import { OAuthError } from '../errors.js';
 import type { TokenResponse } from './grant.js';
@@ -31,7 +33,9 @@ export interface AuthorizedUserTokens extends UserTokenInput {
 export async function authorizeUserTokens(
   services: Services, input: UserTokenInput & { codeVerifier?: string | null }, refusal: 'access_denied' | 'invalid_grant',
 ): Promise<AuthorizedUserTokens> {
-  const { provider, client, user, scopes, requestId } = input;
+  const { provider, client, user, requestId } = input;
+  // The admin scope only for admins, not granted otherwise (RFC 6749 §3.3; the response says what was).
+  const scopes = grantableScopes(user, input.scopes);
   const decision = await services.policies.evaluateTokenPolicies({
     provider, client, user, grantType: input.grant, scopes, codeVerifier: input.codeVerifier ?? null, jwtClaims: null, requestId,
   });
@@ -40,14 +44,16 @@ export async function authorizeUserTokens(
   }
   const extraClaims = await services.policies.scopeMappingClaims({ provider, user, client, scopes, requestId });
   const { codeVerifier: _ignored, ...rest } = input;
-  return { ...rest, extraClaims };
+  return { ...rest, scopes, extraClaims };
 }
 
 export async function issueUserTokens(
   services: Services, input: AuthorizedUserTokens & { refreshFamilyId?: string },
 ): Promise<TokenResponse> {
   const { provider, client, user, scopes, extraClaims } = input;
-  const access = await services.tokens.issueAccessToken({ provider, client, user, scopes, extraClaims });
+  // The access token belongs to the refresh family issued with it: revoking the family revokes it.
+  const refreshFamilyId = client.grantTypes.includes('REFRESH_TOKEN') ? (input.refreshFamilyId ?? randomUUID()) : null;
+  const access = await services.tokens.issueAccessToken({ provider, client, user, scopes, extraClaims, refreshFamilyId });
   const response: TokenResponse = {
     access_token: access.token,
     token_type: 'Bearer',
@@ -57,10 +63,10 @@ export async function issueUserTokens(
   if (scopes.includes('openid')) {
     response.id_token = await services.tokens.issueIdToken({ provider, client, user, scopes, extraClaims });
   }
-  if (client.grantTypes.includes('REFRESH_TOKEN')) {
+  if (refreshFamilyId) {
     // Rotation keeps the new refresh token in its family.
     const refresh = await services.tokens.issueRefreshToken({
-      provider, clientId: client.clientId, userId: user.id, scopes, familyId: input.refreshFamilyId,
+      provider, clientId: client.clientId, userId: user.id, scopes, familyId: refreshFamilyId,
     });
     response.refresh_token = refresh.token;
   }
