@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { rm } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { basic, postForm, startTestServer, type TestServer } from '../helpers/server.js';
 import { seedClient, seedProvider, seedUser, type SeededProvider, type SeededUser } from '../helpers/seed.js';
@@ -488,6 +489,30 @@ describe('the verification pages', () => {
       assert.match((await session.request('/device')).html, /autocomplete="current-password"/, 'signed out');
     }
     assert.match((await browser.signIn({ ...user, password: 'a brand new password' })).html, /Signed in as/);
+  });
+
+  test('a signed-in session survives a restart, also one that sets the same TESSERA_BOOTSTRAP_PASSWORD again', async () => {
+    const env = { TESSERA_BOOTSTRAP_PASSWORD: 'bootstrap password 1' };
+    const first = await startTestServer(env);
+    const dataDir = first.dataDir;
+    let cookies: Map<string, string>;
+    try {
+      const browser = new Browser(first.url);
+      const admin = { username: 'admin', password: 'bootstrap password 1' } as SeededUser;
+      assert.match((await browser.signIn(admin)).html, /Signed in as/);
+      cookies = new Map(browser.cookies);
+      await first.server.stop();
+      const again = await startTestServer(env, dataDir);
+      try {
+        const replay = new Browser(again.url);
+        replay.cookies = cookies;
+        assert.match((await replay.request('/device')).html, /Signed in as/);
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   test('only people approve devices: a service account with a login password cannot sign in on the page', async () => {
