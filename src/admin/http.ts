@@ -9,7 +9,7 @@ import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/di
 import { koaMiddleware } from '@as-integrations/koa';
 import type { Services } from '../domain/services.js';
 import type { User } from '../domain/model.js';
-import { isUsable } from '../domain/users.js';
+import { ADMIN_SCOPE } from '../domain/scopes.js';
 import type { AdminContext } from './context.js';
 import { createLoaders } from './loaders.js';
 import { formatAdminError } from './errors.js';
@@ -18,17 +18,24 @@ import { queryLimits } from './limits.js';
 
 export const GRAPHQL_BODY_LIMIT = 1024 * 1024;
 
-/** The admin behind a Bearer token: an app password of an admin, or an access token of any provider whose subject is one. */
-export async function authenticateAdmin(services: Services, authorization: string): Promise<{ user: User | null; known: boolean }> {
+/**
+ * The admin behind a Bearer token: an app password of an admin, or a live access token of any
+ * provider whose subject is one and whose scope holds `tessera:admin` (contract v2).
+ * `missingScope` marks an access token of a known user without that scope.
+ */
+export async function authenticateAdmin(
+  services: Services, authorization: string,
+): Promise<{ user: User | null; known: boolean; missingScope?: true }> {
   const match = /^Bearer +([\x21-\x7e]+) *$/i.exec(authorization);
   if (!match) return { user: null, known: false };
   const token = match[1]!;
   const viaAppPassword = await services.appPasswords.verify(token);
   if (viaAppPassword) return { user: viaAppPassword.user, known: true };
+  // Verification checks the user, client and credential are live, the user usable.
   const accessToken = await services.tokens.verifyAccessToken(token);
   if (!accessToken) return { user: null, known: false };
-  const user = await services.users.get(accessToken.claims.sub);
-  return user && isUsable(user) ? { user, known: true } : { user: null, known: false };
+  const scopes = accessToken.claims.scope.split(' ');
+  return scopes.includes(ADMIN_SCOPE) ? { user: accessToken.user, known: true } : { user: accessToken.user, known: true, missingScope: true };
 }
 
 function graphqlError(message: string, code: string) {
@@ -65,7 +72,7 @@ export async function createAdminMiddleware(services: Services): Promise<{ middl
 
   const guard: Middleware = async (ctx, next) => {
     ctx.set('Cache-Control', 'no-store');
-    const { user } = await authenticateAdmin(services, ctx.get('authorization'));
+    const { user, missingScope } = await authenticateAdmin(services, ctx.get('authorization'));
     if (!user) {
       ctx.status = 401;
       ctx.set('WWW-Authenticate', 'Bearer realm="tessera"');
@@ -75,6 +82,13 @@ export async function createAdminMiddleware(services: Services): Promise<{ middl
     if (!user.isAdmin) {
       ctx.status = 403;
       ctx.body = graphqlError(`User '${user.username}' is not an admin`, 'FORBIDDEN');
+      return;
+    }
+    if (missingScope) {
+      // A valid token without the privilege: RFC 6750 §3.1 insufficient_scope, 403.
+      ctx.status = 403;
+      ctx.set('WWW-Authenticate', `Bearer realm="tessera", error="insufficient_scope", scope="${ADMIN_SCOPE}"`);
+      ctx.body = graphqlError(`An access token needs the scope ${ADMIN_SCOPE} for the admin API`, 'FORBIDDEN');
       return;
     }
     ctx.state.admin = user;

@@ -8,6 +8,7 @@ import { NotFoundError, ValidationError } from './errors.js';
 import { generateSecret, sha256Hex } from './secrets.js';
 import { isUsable } from './users.js';
 import { TtlCache } from './cache.js';
+import { credentialSid, denyTokensOf } from './token-bindings.js';
 import type { Collections } from '../store/ports.js';
 
 export interface CreateAppPasswordInput {
@@ -36,7 +37,7 @@ export class AppPasswordService {
    * user changes; without it, owners are read from the store each time.
    */
   constructor(
-    private readonly collections: Pick<Collections, 'appPasswords' | 'users'>,
+    private readonly collections: Pick<Collections, 'appPasswords' | 'users' | 'revokedTokens'>,
     private readonly users?: { get(id: string): Promise<User | null> },
   ) {}
 
@@ -68,7 +69,10 @@ export class AppPasswordService {
     return this.collections.appPasswords.find({ userId: { $in: [...userIds] } }, { sort: { createdAt: 1 } });
   }
 
+  /** Revoking an app password revokes the access tokens issued on it (the denial first: a failure leaves it usable, never half-revoked). */
   async revoke(id: string): Promise<boolean> {
+    if (!(await this.collections.appPasswords.findOne({ id }))) throw new NotFoundError('app password', id);
+    await denyTokensOf(this.collections, credentialSid('app_password', id));
     const deleted = await this.collections.appPasswords.deleteOne({ id });
     this.byHash.clear();
     if (!deleted) throw new NotFoundError('app password', id);
@@ -119,7 +123,7 @@ export class AppPasswordService {
   async ensure(userId: string, secret: string, description: string): Promise<void> {
     const existing = await this.collections.appPasswords.findOne({ secretHash: sha256Hex(secret) });
     if (existing?.userId === userId) return;
-    if (existing) await this.collections.appPasswords.deleteOne({ id: existing.id });
+    if (existing) await this.revoke(existing.id);
     this.byHash.clear();
     await this.create({ userId, description }, secret);
   }

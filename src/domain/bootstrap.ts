@@ -25,7 +25,8 @@ export async function bootstrapAdmin(services: Services): Promise<{ printedToken
   if (!admin) admin = await users.create({ username: ADMIN_USERNAME, name: 'Administrator', isAdmin: true });
   else if (!admin.isAdmin || !admin.isActive) admin = await users.update(admin.id, { isAdmin: true, isActive: true });
   if (bootstrapToken) await appPasswords.ensure(admin.id, bootstrapToken, 'TESSERA_BOOTSTRAP_TOKEN');
-  if (bootstrapPassword) await users.setPassword(admin.id, bootstrapPassword);
+  // Only when it differs: a new password ends the user's /device sessions, which a restart should not.
+  if (bootstrapPassword && !(await users.verifyPassword(ADMIN_USERNAME, bootstrapPassword))) await users.setPassword(admin.id, bootstrapPassword);
   return { printedToken: null };
 }
 

@@ -32,6 +32,8 @@ export interface Identity {
   account: ProspectiveAccount | null;
   /** The credential expires then; the token must not outlive it. */
   notAfter: Date | null;
+  /** The app password the token is issued on (rules 1 and 2): the token dies with it. */
+  appPasswordId?: string;
   /** What the event should say about how the identity was established. */
   context: Record<string, unknown>;
   /** The input JWT's claims (rule 4), for policies (`request.context.oauth_jwt`). */
@@ -129,7 +131,7 @@ export async function appPasswordRule(
   }
   const { user, appPassword } = verified;
   return {
-    kind: 'identity', rule, user, account: null, notAfter: earliest(appPassword.expiresAt, user.expiresAt),
+    kind: 'identity', rule, user, account: null, notAfter: earliest(appPassword.expiresAt, user.expiresAt), appPasswordId: appPassword.id,
     context: { appPasswordId: appPassword.id }, jwtClaims: null, scopeLimit: null,
   };
 }

@@ -159,9 +159,22 @@ export interface RefreshToken {
 }
 
 export interface RevokedToken {
-  /** The access token's jti. */
+  /**
+   * The access token's jti, or the `sid` of a credential all of whose access tokens are revoked
+   * (an app password, a refresh-token family): see domain/token-bindings.ts.
+   */
   id: string;
   /** When the token would have expired anyway; the record may be dropped after that. */
+  expiresAt: Date;
+  createdAt: Date;
+}
+
+/** A signed-in /device session; the cookie holds only the random secret whose SHA-256 is the id. */
+export interface DeviceSessionRecord {
+  /** SHA-256 (hex) of the cookie's secret. */
+  id: string;
+  userId: string;
+  csrf: string;
   expiresAt: Date;
   createdAt: Date;
 }

@@ -39,7 +39,8 @@ export function createServices(config: Config, store: Store, logger: Logger, sec
   const providers = new ProviderService(store, keys, config.publicUrl);
   const events = new EventLog(store, logger);
   const users = new UserService(store);
-  const tokens = new TokenService(store, keys, providers);
+  const clients = new ClientService(store);
+  const tokens = new TokenService(store, keys, providers, { clients, users });
   const federatedSources = new FederatedSourceService(store);
   const jwtVerifier = new IncomingJwtVerifier({ collections: store, tokens, providers, tokenEndpoint: `${config.publicUrl}/application/o/token/` });
   federatedSources.onChange((id) => jwtVerifier.invalidateSource(id));
@@ -49,7 +50,7 @@ export function createServices(config: Config, store: Store, logger: Logger, sec
     logger,
     keys,
     providers,
-    clients: new ClientService(store),
+    clients,
     users,
     appPasswords: new AppPasswordService(store, users),
     tokens,

@@ -1,10 +1,17 @@
 /**
  * Access tokens (RFC 9068 JWTs), ID tokens and refresh tokens. Issuing an access token writes
- * nothing: revocation is a denylist of jti until exp, checked when a token is verified.
+ * nothing: revocation is a denylist of jti until exp, checked when a token is verified. A token
+ * dies with what it was issued on (contract v2): its provider, client and user, checked through
+ * their short-lived caches on every verification, and the credential it carries in `sid` (an app
+ * password, a refresh family: token-bindings.ts), checked on the same denylist read as its jti.
  */
 import { randomUUID, type KeyObject } from 'node:crypto';
 import { CompactSign, decodeJwt, errors, jwtVerify, type CompactJWSHeaderParameters, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import type { Client, Provider, RefreshToken, User } from './model.js';
+import { isUsable } from './users.js';
+import { credentialSid, denyTokensOf } from './token-bindings.js';
+import { RefreshTokenRepository } from '../store/repositories.js';
+import { ConflictError } from '../store/errors.js';
 import type { ActiveSigningKey, SigningKeyService } from './keys.js';
 import type { ProviderService } from './providers.js';
 import { generateSecret, sha256, sha256Hex } from './secrets.js';
@@ -19,6 +26,8 @@ export interface AccessTokenClaims extends JWTPayload {
   iat: number;
   exp: number;
   jti: string;
+  /** The credential the token was issued on (token-bindings.ts), when it has one besides its user and client. */
+  sid?: string;
 }
 
 export interface IssuedAccessToken {
@@ -36,11 +45,35 @@ export interface IssueInput {
   notAfter?: Date | null;
   /** Extra claims (scope mappings). */
   extraClaims?: Record<string, unknown>;
+  /** The app password the token was issued on: revoking it revokes the token. */
+  appPasswordId?: string | null;
+  /** The refresh-token family issued with the token: revoking the family revokes the token. */
+  refreshFamilyId?: string | null;
 }
 
 export interface VerifiedAccessToken {
   claims: AccessTokenClaims;
   provider: Provider;
+  /** The client it was issued to and its user, both as they are now (live, and not made again since). */
+  client: Client;
+  user: User;
+}
+
+/** What a token is issued to, read through their services' brief caches. */
+export interface TokenHolders {
+  clients: { getByClientId(clientId: string): Promise<Client | null> };
+  users: { get(id: string): Promise<User | null> };
+}
+
+/**
+ * Seconds by which two server processes' clocks may differ: a record made on one and a token
+ * issued on another just after must not look older than the record.
+ */
+const CLOCK_SKEW_SECONDS = 2;
+
+/** A record made after the token was issued is another one under the same key (a client or user deleted and made again). */
+function madeAfter(record: { createdAt: Date }, iat: number): boolean {
+  return Math.floor(record.createdAt.getTime() / 1000) > iat + CLOCK_SKEW_SECONDS;
 }
 
 /** Claims a user's granted scopes release (OpenID Connect Core §5.4). */
@@ -87,30 +120,35 @@ function signCompact(key: KeyObject, header: CompactJWSHeaderParameters, payload
   return new CompactSign(Buffer.from(JSON.stringify(payload))).setProtectedHeader(header).sign(key);
 }
 
-const RESERVED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'client_id', 'scope', 'auth_time', 'acr', 'amr', 'typ', 'azp', 'nonce']);
+const RESERVED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'sid', 'client_id', 'scope', 'auth_time', 'acr', 'amr', 'typ', 'azp', 'nonce']);
 
 export class TokenService {
   private readonly keyReloads = new Map<string, number>();
   /**
    * Access tokens whose signature and claims verified, keyed by the token's SHA-256 (never the
    * token itself), kept until exp: a resource server introspects one token many times. What can
-   * change before exp is still checked on every use: the denylist, the provider (deleted or
-   * replaced) and, by the callers, the user. Forgotten when the provider's keys change.
+   * change before exp is still checked on every use (live()): the denylist (jti and sid), the
+   * provider, the client and the user. Forgotten when the provider's keys change.
    */
   private readonly verified = new Map<string, VerifiedEntry>();
   private lastSweep = 0;
+  private readonly refreshFamilies: RefreshTokenRepository;
 
   constructor(
     private readonly collections: Pick<Collections, 'revokedTokens' | 'refreshTokens'>,
     private readonly keys: SigningKeyService,
     private readonly providers: ProviderService,
+    private readonly holders: TokenHolders,
   ) {
     keys.onInvalidate((providerId) => this.forgetVerified(providerId));
+    this.refreshFamilies = new RefreshTokenRepository(collections);
   }
 
   async issueAccessToken(input: IssueInput): Promise<IssuedAccessToken> {
     const { provider, client, user, scopes } = input;
     const { key, now, exp, extra } = await this.prepare(input);
+    const sid = input.appPasswordId ? credentialSid('app_password', input.appPasswordId)
+      : input.refreshFamilyId ? credentialSid('refresh_family', input.refreshFamilyId) : undefined;
     const claims: AccessTokenClaims = {
       ...extra,
       iss: this.providers.issuer(provider),
@@ -121,6 +159,7 @@ export class TokenService {
       iat: now,
       exp,
       jti: randomUUID(),
+      ...(sid ? { sid } : {}),
     };
     const token = await signCompact(key.privateKey, headersOf(key).accessToken, claims);
     return { token, claims, expiresIn: Math.max(0, exp - now) };
@@ -156,7 +195,8 @@ export class TokenService {
 
   /**
    * Verifies an access token of any provider of this server: signature against that provider's
-   * keys, typ at+jwt, expiry, and the revocation denylist. Null when it is not a live token of ours.
+   * keys, typ at+jwt, expiry, the revocation denylist, and that its client and user are still
+   * there and usable. Null when it is not a live token of ours.
    */
   async verifyAccessToken(token: string): Promise<VerifiedAccessToken | null> {
     if (token.length > 16_384) return null;
@@ -182,11 +222,7 @@ export class TokenService {
     Object.freeze(claims);
     const entry: VerifiedEntry = { claims, providerId: provider.id };
     this.remember(digest, entry);
-    if (await this.isRevoked(claims.jti)) {
-      entry.revoked = true;
-      return null;
-    }
-    return { claims, provider };
+    return this.live(entry, provider);
   }
 
   /** A token verified before: what may have changed since is checked again. */
@@ -206,11 +242,31 @@ export class TokenService {
       this.verified.delete(digest);
       return null;
     }
-    if (await this.isRevoked(claims.jti)) {
+    return this.live(entry, provider);
+  }
+
+  /**
+   * What the token was issued on, as it is now: not denied (its jti, or the credential in its
+   * sid), its client still the one of this provider, its user still usable. The client and user
+   * come from their services' caches (2–5 s across processes, at once on this one).
+   */
+  private async live(entry: VerifiedEntry, provider: Provider): Promise<VerifiedAccessToken | null> {
+    const { claims } = entry;
+    if (await this.isDenied(claims)) {
       entry.revoked = true;
       return null;
     }
-    return { claims, provider };
+    const client = await this.holders.clients.getByClientId(claims.client_id);
+    if (!client || client.providerId !== provider.id || madeAfter(client, claims.iat)) return null;
+    const user = await this.holders.users.get(claims.sub);
+    if (!user || !isUsable(user) || madeAfter(user, claims.iat)) return null;
+    return { claims, provider, client, user };
+  }
+
+  /** One denylist read for the jti and, when the token carries one, its sid. */
+  private async isDenied(claims: AccessTokenClaims): Promise<boolean> {
+    const filter = typeof claims.sid === 'string' ? { id: { $in: [claims.jti, claims.sid] } } : { id: claims.jti };
+    return (await this.collections.revokedTokens.findOne(filter)) !== null;
   }
 
   private remember(digest: string, entry: VerifiedEntry): void {
@@ -267,13 +323,23 @@ export class TokenService {
     return (await this.collections.revokedTokens.findOne({ id: jti })) !== null;
   }
 
-  /** Adds the token's jti to the denylist until the token would expire anyway. */
+  /** Adds the token's jti to the denylist until the token would expire anyway. A store failure throws: nothing was revoked. */
   async revokeAccessToken(claims: Pick<AccessTokenClaims, 'jti' | 'exp'>): Promise<void> {
     try {
       await this.collections.revokedTokens.insert({ id: claims.jti, expiresAt: new Date(claims.exp * 1000), createdAt: new Date() });
-    } catch {
+    } catch (error) {
       // Already revoked: revocation is idempotent.
+      if (!(error instanceof ConflictError)) throw error;
     }
+  }
+
+  /**
+   * Revokes a refresh-token family and every access token issued with it: the denial first, so
+   * that a failure between the two writes leaves nothing live that was meant to die.
+   */
+  async revokeRefreshFamily(familyId: string, now = new Date()): Promise<number> {
+    await denyTokensOf(this.collections, credentialSid('refresh_family', familyId), now);
+    return this.refreshFamilies.revokeFamily(familyId, now);
   }
 
   async issueRefreshToken(input: {

@@ -85,7 +85,7 @@ export class UserService {
   /** Verified against when the username is unknown, so both paths cost one argon2 verification. */
   private dummyHash: Promise<string> | null = null;
 
-  constructor(private readonly collections: Pick<Collections, 'users' | 'appPasswords' | 'refreshTokens'>) {}
+  constructor(private readonly collections: Pick<Collections, 'users' | 'appPasswords' | 'refreshTokens' | 'deviceSessions'>) {}
 
   /** Briefly cached for the token endpoint; admin changes on this process invalidate at once. */
   get(id: string): Promise<User | null> {
@@ -157,15 +157,18 @@ export class UserService {
     const passwordHash = await hashPassword(validatePassword(password));
     const updated = await this.collections.users.updateOne({ id }, { $set: { passwordHash, updatedAt: new Date() } });
     if (!updated) throw new NotFoundError('user', id);
+    // A new password ends the user's signed-in /device sessions (whoever knew the old one is out).
+    await this.collections.deviceSessions.deleteMany({ userId: id });
     this.changed(id);
   }
 
-  /** Deleting a user revokes everything issued on its behalf that is stored: app passwords, refresh tokens. */
+  /** Deleting a user revokes everything issued on its behalf that is stored: app passwords, refresh tokens, /device sessions. */
   async delete(id: string): Promise<boolean> {
     const existing = await this.collections.users.findOne({ id });
     if (!existing) throw new NotFoundError('user', id);
     await this.collections.appPasswords.deleteMany({ userId: id });
     await this.collections.refreshTokens.deleteMany({ userId: id });
+    await this.collections.deviceSessions.deleteMany({ userId: id });
     await this.collections.users.deleteOne({ id });
     this.changed(id);
     return true;
@@ -216,6 +219,11 @@ function userFilter(filter: UserListFilter, use: 'page' | 'count'): Filter {
     out.$or = [{ username: contains }, { name: contains }, { email: contains }];
   }
   return out;
+}
+
+/** People (INTERNAL, EXTERNAL), who alone may approve a device; service accounts are machines. */
+export function isPerson(user: Pick<User, 'type'>): boolean {
+  return user.type === 'INTERNAL' || user.type === 'EXTERNAL';
 }
 
 /** Active and not expired. */

@@ -120,13 +120,13 @@ export function extractClientCredentials(authorization: string | undefined, body
 
 /**
  * Finds the client and, when `requireSecret` is true, makes a confidential client prove its
- * secret (public clients need not). With `requireSecret: false` the caller decides what the
+ * secret (public clients need not; with `confidentialOnly` they are invalid_client). With `requireSecret: false` the caller decides what the
  * secret means (client_credentials, where it may carry an app password or a JWT).
  */
 export async function authenticateClient(
   lookups: { clients: ClientLookup; providers: ProviderLookup },
   presented: PresentedClient,
-  options: { requireSecret: boolean },
+  options: { requireSecret: boolean; confidentialOnly?: boolean },
 ): Promise<AuthenticatedClient> {
   let client: Client | null = null;
   for (const id of presented.clientIds) {
@@ -136,6 +136,10 @@ export async function authenticateClient(
   if (!client) throw invalidClient('client authentication failed', presented.viaBasic, 'unknown client_id');
   const provider = await lookups.providers.get(client.providerId);
   if (!provider) throw invalidClient('client authentication failed', presented.viaBasic, 'the client has no provider');
+  // Introspection tells token contents to confidential clients only (contract v2).
+  if (options.confidentialOnly && client.type !== 'CONFIDENTIAL') {
+    throw invalidClient('this endpoint takes a confidential client', presented.viaBasic, 'public client');
+  }
   const secretVerified = client.secretHash !== null && presented.secrets.some((s) => secretMatchesHash(s, client.secretHash!));
   if (options.requireSecret && client.type === 'CONFIDENTIAL' && !secretVerified) {
     throw invalidClient(

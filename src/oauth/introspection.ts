@@ -1,8 +1,9 @@
 /**
- * POST /application/o/introspect/ (RFC 7662). The caller authenticates as a client (a confidential
- * client proves its secret: bad credentials are 401 invalid_client, never active:false) and sees
- * only tokens of its own provider: a token of another provider, an expired, revoked or malformed
- * token is {"active": false}. Access tokens and refresh tokens are both understood.
+ * POST /application/o/introspect/ (RFC 7662). The caller authenticates as a confidential client
+ * (it proves its secret: bad credentials and public clients are 401 invalid_client, never
+ * active:false) and sees only tokens of its own provider: a token of another provider, an expired,
+ * revoked or malformed token, or one whose client, user or credential is gone, is {"active": false}.
+ * Access tokens and refresh tokens are both understood.
  */
 import type { Provider, RefreshToken, User } from '../domain/model.js';
 import type { Services } from '../domain/services.js';
@@ -21,10 +22,10 @@ export type FoundToken =
 
 /** The endpoint's common start: parse, authenticate the client (secret required), read `token`. */
 export async function authenticatedTokenRequest(
-  services: Services, authorization: string | undefined, body: FormParams,
+  services: Services, authorization: string | undefined, body: FormParams, confidentialOnly = false,
 ): Promise<{ client: AuthenticatedClient; token: string; hint: 'access_token' | 'refresh_token' | null }> {
   const presented = extractClientCredentials(authorization, body);
-  const client = await authenticateClient(services, presented, { requireSecret: true });
+  const client = await authenticateClient(services, presented, { requireSecret: true, confidentialOnly });
   const token = body.get('token');
   if (token === undefined || token === '') throw new OAuthError('invalid_request', 'the token parameter is required');
   // RFC 7009 §2.1 / RFC 7662 §2.1: the hint is only a hint; an unknown one is ignored.
@@ -66,7 +67,7 @@ async function liveUser(services: Services, id: string): Promise<User | null> {
 
 export function introspectionEndpoint(services: Services) {
   return oauthEndpoint(async (ctx, { body }) => {
-    const { client, token, hint } = await authenticatedTokenRequest(services, ctx.get('authorization') || undefined, body);
+    const { client, token, hint } = await authenticatedTokenRequest(services, ctx.get('authorization') || undefined, body, true);
     const found = await findLiveToken(services, client.provider, token, hint);
     ctx.status = 200;
     if (!found) {
@@ -74,13 +75,8 @@ export function introspectionEndpoint(services: Services) {
       return;
     }
     if (found.kind === 'access_token') {
-      const { claims } = found.verified;
-      // A token of a user who was since deactivated or deleted no longer opens anything.
-      const user = await liveUser(services, claims.sub);
-      if (!user) {
-        ctx.body = { active: false };
-        return;
-      }
+      // Verification checked that the user is still there and usable.
+      const { claims, user } = found.verified;
       ctx.body = {
         active: true,
         scope: claims.scope,

@@ -1,11 +1,14 @@
 /**
- * POST /application/o/revoke/ (RFC 7009). The caller authenticates as a client of the token's
- * provider. An access token's jti goes on the denylist until its exp; a refresh token revokes its
- * whole family. Unknown, already revoked, expired and other providers' tokens answer 200 alike
- * (RFC 7009 §2.2): the answer says nothing about tokens the caller may not see.
+ * POST /application/o/revoke/ (RFC 7009). The caller authenticates as the client the token was
+ * issued to (RFC 7009 §2.1; contract v2). An access token's jti goes on the denylist until its
+ * exp; a refresh token revokes its whole family and the access tokens issued with it. Unknown,
+ * already revoked, expired, other clients' and other providers' tokens answer 200 alike (§2.2):
+ * the answer says nothing about tokens the caller may not see. A store failure is 503
+ * temporarily_unavailable, never a 200: the caller must know the token may still be live.
  */
 import type { Services } from '../domain/services.js';
 import { oauthEndpoint } from './endpoint.js';
+import { OAuthError } from './errors.js';
 import { authenticatedTokenRequest, findLiveToken, type FoundToken } from './introspection.js';
 
 export function revocationEndpoint(services: Services) {
@@ -17,10 +20,19 @@ export function revocationEndpoint(services: Services) {
       const record = await services.tokens.findRefreshToken(token);
       if (record && record.providerId === client.provider.id && record.revokedAt === null) found = { kind: 'refresh_token', record };
     }
-    if (found?.kind === 'access_token') {
-      await services.tokens.revokeAccessToken(found.verified.claims);
-    } else if (found?.kind === 'refresh_token') {
-      await services.store.refreshTokenRepository.revokeFamily(found.record.familyId, new Date());
+    // Only the client the token was issued to may revoke it; another client's token is left alone.
+    const issuedTo = found?.kind === 'access_token' ? found.verified.claims.client_id : found?.record.clientId;
+    if (issuedTo !== client.client.clientId) found = null;
+    try {
+      if (found?.kind === 'access_token') {
+        await services.tokens.revokeAccessToken(found.verified.claims);
+      } else if (found?.kind === 'refresh_token') {
+        await services.tokens.revokeRefreshFamily(found.record.familyId);
+      }
+    } catch (error) {
+      // RFC 7009 §2.2.1: on a 503 the client must assume the token still exists, and may retry.
+      services.logger.error({ err: error, requestId }, 'revocation failed: the store did not take the write');
+      throw new OAuthError('temporarily_unavailable', 'the token could not be revoked now and may still be active; retry shortly');
     }
     if (found) {
       services.events.record({

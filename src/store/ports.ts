@@ -7,7 +7,7 @@
  */
 import type {
   AppPassword, AuditEvent, Client, DeviceAuthorization, FederatedSource, Provider, RefreshToken,
-  RevokedToken, SigningKey, User, ExpressionPolicy, PolicyBinding, SourcePropertyMapping, ScopeMapping,
+  RevokedToken, SigningKey, DeviceSessionRecord, User, ExpressionPolicy, PolicyBinding, SourcePropertyMapping, ScopeMapping,
 } from '../domain/model.js';
 
 export type Scalar = string | number | boolean | Date | null;
@@ -80,6 +80,7 @@ export interface Collections {
   policyBindings: DocumentCollection<PolicyBinding>;
   sourcePropertyMappings: DocumentCollection<SourcePropertyMapping>;
   scopeMappings: DocumentCollection<ScopeMapping>;
+  deviceSessions: DocumentCollection<DeviceSessionRecord>;
 }
 
 export interface StoreAdapter extends Collections {

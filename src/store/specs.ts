@@ -61,6 +61,8 @@ export const COLLECTION_SPECS: Record<keyof Collections, CollectionSpec> = {
   policyBindings: { unique: [], indexes: ['policyId', 'targetId'] },
   sourcePropertyMappings: { unique: [], indexes: ['federatedSourceId'] },
   scopeMappings: { unique: [], indexes: ['providerId'] },
+  // Signed-in /device sessions: looked up by id (the cookie secret's hash), ended per user on a password change.
+  deviceSessions: { unique: [], indexes: ['userId'], ttl: { field: 'expiresAt', afterSeconds: 0 } },
 };
 
 export const COLLECTION_NAMES = Object.keys(COLLECTION_SPECS) as (keyof Collections)[];

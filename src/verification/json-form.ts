@@ -9,6 +9,7 @@ import type { User } from '../domain/model.js';
 import type { FailedSignInLimiter, WrongUserCodeLimiter } from '../domain/rate-limits.js';
 import { readFormBody, type FormParams } from '../http/body.js';
 import { OAuthError } from '../oauth/errors.js';
+import { isPerson } from '../domain/users.js';
 import { lookupUserCode, recordDecision } from './decisions.js';
 
 function answer(ctx: Context, status: number, body: Record<string, string>): void {
@@ -40,11 +41,17 @@ function formDecoded(value: string): string {
 }
 
 /**
- * An app password of that user (cheap hash lookup) or the user's login password (argon2id).
+ * A person's credentials (only people approve devices: a service account's are refused like wrong
+ * ones): an app password of that user (cheap hash lookup) or the user's login password (argon2id).
  * Credentials are taken as sent (RFC 7617) and, where that differs, URL-decoded as clients that
  * treat them like client credentials (RFC 6749 Appendix B) send them.
  */
 export async function authenticateUser(services: Services, username: string, password: string): Promise<User | null> {
+  const user = await authenticateAnyUser(services, username, password);
+  return user && isPerson(user) ? user : null;
+}
+
+async function authenticateAnyUser(services: Services, username: string, password: string): Promise<User | null> {
   if (password === '') return null;
   const candidates = [{ username, password }];
   const decoded = { username: formDecoded(username), password: formDecoded(password) };

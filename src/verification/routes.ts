@@ -13,12 +13,13 @@ import type { User } from '../domain/model.js';
 import { displayUserCode, MAX_USER_CODE_ENTRY } from '../domain/device-flow.js';
 import { userCodeAlphabet } from '../domain/providers.js';
 import { createUserCodeLimiter, FailedSignInLimiter, type WrongUserCodeLimiter } from '../domain/rate-limits.js';
-import { isUsable } from '../domain/users.js';
+import { isPerson, isUsable } from '../domain/users.js';
 import { readFormBody, type FormParams } from '../http/body.js';
 import { OAuthError } from '../oauth/errors.js';
 import { both } from '../http/routing.js';
 import { consentPage, donePage, enterCodePage, messagePage, signInPage } from './pages.js';
-import { csrfMatches, newSession, readSession, writeSession, type DeviceSession, type SessionOptions } from './session.js';
+import { csrfMatches, newSession, readSession, signIn, signOut, writeSession, type DeviceSession, type SessionOptions } from './session.js';
+import { DeviceSessionStore } from '../domain/device-sessions.js';
 import { handleJsonDecision } from './json-form.js';
 import { lookupUserCode, recordDecision } from './decisions.js';
 
@@ -72,7 +73,7 @@ function deviceUrl(code: string | null): string {
 async function currentUser(services: Services, session: DeviceSession | null): Promise<User | null> {
   if (!session?.userId) return null;
   const user = await services.users.get(session.userId);
-  return user && isUsable(user) ? user : null;
+  return user && isUsable(user) && isPerson(user) ? user : null;
 }
 
 /** Shows the consent page for a code, or the code page with the reason it cannot be used. */
@@ -126,7 +127,9 @@ async function postPage(p: PageContext, body: FormParams): Promise<void> {
       return send(ctx, 429, signInPage({ nonce: p.nonce, title: 'Sign in', csrf: p.session.csrf, code, error: MESSAGES.signInLimited, formUsername: username }));
     }
     // People sign in with their login password; app passwords are for machines (and the JSON form).
-    const user = username && password ? await services.users.verifyPassword(username, password) : null;
+    // Only people approve devices: a service account with a password is refused like a wrong one.
+    const verified = username && password ? await services.users.verifyPassword(username, password) : null;
+    const user = verified && isPerson(verified) ? verified : null;
     if (!user && username) await p.signIns.recordFailure(username);
     services.events.record({
       action: user ? 'LOGIN' : 'LOGIN_FAILED', requestId, username: username.slice(0, 150) || null, context: { via: 'device page' },
@@ -134,13 +137,13 @@ async function postPage(p: PageContext, body: FormParams): Promise<void> {
     if (!user) {
       return send(ctx, 400, signInPage({ nonce: p.nonce, title: 'Sign in', csrf: p.session.csrf, code, error: MESSAGES.signIn, formUsername: username }));
     }
-    writeSession(ctx, newSession(user.id), p.sessionOptions);
+    await signIn(ctx, p.session, user.id, p.sessionOptions);
     ctx.status = 303;
     ctx.redirect(deviceUrl(code));
     return;
   }
   if (action === 'signout') {
-    writeSession(ctx, newSession(null), p.sessionOptions);
+    await signOut(ctx, p.session, p.sessionOptions);
     ctx.status = 303;
     ctx.redirect('/device');
     return;
@@ -180,7 +183,7 @@ async function postPage(p: PageContext, body: FormParams): Promise<void> {
 export function registerVerificationRoutes(router: Router, services: Services): void {
   const limiter = createUserCodeLimiter(services.store);
   const signIns = new FailedSignInLimiter(services.store);
-  const sessionOptions: SessionOptions = { secure: services.config.publicUrl.startsWith('https:') };
+  const sessionOptions: SessionOptions = { secure: services.config.publicUrl.startsWith('https:'), sessions: new DeviceSessionStore(services.store) };
 
   both(router, ['GET', 'POST'], '/device', async (ctx) => {
     const nonce = randomBytes(16).toString('base64');
@@ -190,11 +193,11 @@ export function registerVerificationRoutes(router: Router, services: Services): 
       return;
     }
 
-    let session = readSession(ctx, sessionOptions);
+    let session = await readSession(ctx, sessionOptions);
     const user = await currentUser(services, session);
     if (ctx.method === 'GET') {
       if (!session || (session.userId && !user)) {
-        session = newSession(null);
+        session = newSession();
         writeSession(ctx, session, sessionOptions);
       }
       await getPage({ ctx, services, limiter, signIns, session, user, nonce, sessionOptions });
@@ -206,14 +209,14 @@ export function registerVerificationRoutes(router: Router, services: Services): 
       body = await readFormBody(ctx);
     } catch (error) {
       if (!(error instanceof OAuthError)) throw error;
-      const fresh = session ?? newSession(null);
+      const fresh = session ?? newSession();
       if (!session) writeSession(ctx, fresh, sessionOptions);
       send(ctx, error.status === 413 ? 413 : 400, messagePage({ nonce, title: 'Try again', heading: 'Something went wrong', message: MESSAGES.badForm, linkToStart: true }));
       return;
     }
     if (!session || !csrfMatches(session, body.get('csrf'))) {
       // A stale or forged form changes nothing: show the form again with a valid token.
-      const current = session && (!session.userId || user) ? session : newSession(null);
+      const current = session && (!session.userId || user) ? session : newSession();
       if (current !== session) writeSession(ctx, current, sessionOptions);
       const code = enteredCode(body.get('user_code'));
       const page = user && current === session

@@ -24,7 +24,7 @@ before(async () => {
   server = await startTestServer();
   provider = (await server.gql<{ createProvider: { id: string; slug: string } }>('mutation { createProvider(input: { name: "Access", slug: "access" }) { id slug } }')).createProvider;
   const client = (await server.gql<{ createClient: { clientSecret: string; client: { clientId: string } } }>(
-    'mutation ($pid: ID!) { createClient(input: { providerId: $pid, name: "ops", type: CONFIDENTIAL, grantTypes: [CLIENT_CREDENTIALS] }) { clientSecret client { clientId } } }',
+    'mutation ($pid: ID!) { createClient(input: { providerId: $pid, name: "ops", type: CONFIDENTIAL, grantTypes: [CLIENT_CREDENTIALS], allowedScopes: ["openid", "tessera:admin"] }) { clientSecret client { clientId } } }',
     { pid: provider.id },
   )).createClient;
   m2m = { clientId: client.client.clientId, secret: client.clientSecret };
@@ -113,11 +113,12 @@ test('introspection needs an admin: anonymous introspection is 401, an admin get
   assert.ok(schema.types.some((t) => t.name === 'FederatedSource'));
 });
 
-test('an access token whose subject is an admin is accepted (client_credentials with an admin app password)', async () => {
+test('an access token whose subject is an admin and whose scope holds tessera:admin is accepted (client_credentials with an admin app password)', async () => {
   const token = await postForm(`${server.url}/application/o/token/`, {
-    grant_type: 'client_credentials', username: 'second-admin', password: otherAdmin.secret, scope: 'openid',
+    grant_type: 'client_credentials', username: 'second-admin', password: otherAdmin.secret, scope: 'openid tessera:admin',
   }, { authorization: basic(m2m.clientId, m2m.secret) });
   assert.equal(token.status, 200, JSON.stringify(token.body));
+  assert.equal(token.body.scope, 'openid tessera:admin');
   const accessToken = token.body.access_token as string;
   const { status, body } = await server.gqlRaw('{ providers { slug } }', undefined, accessToken);
   assert.equal(status, 200, JSON.stringify(body));
@@ -136,10 +137,52 @@ test('an access token of a non-admin subject is 403; a revoked one is 401', asyn
   const issued = await services.tokens.issueAccessToken({ provider: p, client: { clientId: m2m.clientId }, user, scopes: [] });
   assert.equal((await server.gqlRaw('{ providers { id } }', undefined, issued.token)).status, 403);
   const admin = (await services.users.get(otherAdmin.id))!;
-  const adminToken = await services.tokens.issueAccessToken({ provider: p, client: { clientId: m2m.clientId }, user: admin, scopes: [] });
+  const adminToken = await services.tokens.issueAccessToken({ provider: p, client: { clientId: m2m.clientId }, user: admin, scopes: ['tessera:admin'] });
   assert.equal((await server.gqlRaw('{ providers { id } }', undefined, adminToken.token)).status, 200);
   await services.tokens.revokeAccessToken(adminToken.claims);
   assert.equal((await server.gqlRaw('{ providers { id } }', undefined, adminToken.token)).status, 401);
+});
+
+/** client_credentials on a user's app password through the ops client. */
+function tokenFor(username: string, secret: string, scope: string) {
+  return postForm(`${server.url}/application/o/token/`, { grant_type: 'client_credentials', username, password: secret, scope }, { authorization: basic(m2m.clientId, m2m.secret) });
+}
+
+test("an admin's access token without the scope tessera:admin is 403 FORBIDDEN (insufficient_scope)", async () => {
+  const token = await tokenFor('second-admin', otherAdmin.secret, 'openid');
+  assert.equal(token.status, 200, JSON.stringify(token.body));
+  const response = await fetch(`${server.url}/graphql`, {
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${String(token.body.access_token)}` }, body: JSON.stringify({ query: '{ providers { id } }' }),
+  });
+  assert.equal(response.status, 403);
+  const body = (await response.json()) as { errors?: { message: string; extensions?: { code?: string } }[]; data?: unknown };
+  assert.equal(body.errors?.[0]?.extensions?.code, 'FORBIDDEN');
+  assert.match(body.errors?.[0]?.message ?? '', /tessera:admin/);
+  assert.equal(body.data, undefined);
+  assert.match(response.headers.get('www-authenticate') ?? '', /error="insufficient_scope", scope="tessera:admin"/);
+  // The same admin's app password still works as before.
+  assert.equal((await server.gqlRaw('{ providers { id } }', undefined, otherAdmin.secret)).status, 200);
+});
+
+test('a non-admin asking for tessera:admin is not granted it (RFC 6749 §3.3: the response scope says so), and the token is 403', async () => {
+  const token = await tokenFor('plain-user', nonAdmin.secret, 'openid tessera:admin');
+  assert.equal(token.status, 200, JSON.stringify(token.body));
+  assert.equal(token.body.scope, 'openid');
+  const claims = JSON.parse(Buffer.from(String(token.body.access_token).split('.')[1]!, 'base64url').toString()) as { scope: string };
+  assert.equal(claims.scope, 'openid');
+  assert.equal((await server.gqlRaw('{ providers { id } }', undefined, String(token.body.access_token))).status, 403);
+});
+
+test('tessera:admin only through a client whose allowedScopes list it: otherwise invalid_scope, even for an admin', async () => {
+  const plain = (await server.gql<{ createClient: { clientSecret: string; client: { clientId: string } } }>(
+    'mutation ($pid: ID!) { createClient(input: { providerId: $pid, name: "plain", type: CONFIDENTIAL, grantTypes: [CLIENT_CREDENTIALS] }) { clientSecret client { clientId } } }',
+    { pid: provider.id },
+  )).createClient;
+  const token = await postForm(`${server.url}/application/o/token/`, {
+    grant_type: 'client_credentials', username: 'second-admin', password: otherAdmin.secret, scope: 'tessera:admin',
+  }, { authorization: basic(plain.client.clientId, plain.clientSecret) });
+  assert.equal(token.status, 400);
+  assert.equal(token.body.error, 'invalid_scope');
 });
 
 test('a query nested deeper than 10 levels is refused before it runs', async () => {

@@ -10,6 +10,7 @@ import { basic, postForm, startTestServer, type TestServer } from '../helpers/se
 import { seedMachineClient, seedMachineProvider, seedUserWithAppPassword } from '../helpers/seed.js';
 import type { Provider } from '../../src/domain/model.js';
 import { sha256Hex } from '../../src/domain/secrets.js';
+import { StoreUnavailableError } from '../../src/store/errors.js';
 
 let t: TestServer;
 before(async () => {
@@ -81,6 +82,19 @@ describe('introspection (RFC 7662)', () => {
     assert.equal(none.body.error, 'invalid_client');
     const unknown = await introspect({ token: accessToken }, { authorization: basic('no-such-client', 'x') });
     assert.equal(unknown.status, 401);
+  });
+
+  test('a public client may not introspect: 401 invalid_client (contract v2)', async () => {
+    const { provider, accessToken } = await setup();
+    const publicClient = await seedMachineClient(t, provider, { type: 'PUBLIC', grantTypes: ['DEVICE_CODE'] });
+    const viaBody = await introspect({ token: accessToken, client_id: publicClient.clientId });
+    assert.equal(viaBody.status, 401);
+    assert.equal(viaBody.body.error, 'invalid_client');
+    assert.equal(viaBody.body.active, undefined);
+    const viaBasic = await introspect({ token: accessToken }, { authorization: basic(publicClient.clientId, '') });
+    assert.equal(viaBasic.status, 401);
+    assert.equal(viaBasic.body.error, 'invalid_client');
+    assert.equal(viaBasic.headers.get('www-authenticate'), 'Basic realm="tessera"');
   });
 
   test('a malformed or unknown token is active:false', async () => {
@@ -172,6 +186,47 @@ describe('revocation (RFC 7009)', () => {
     const stored = await t.server.services.store.refreshTokens.findOne({ tokenHash: sha256Hex(token) });
     assert.equal(stored?.id, record.id);
     assert.equal(stored?.revokedAt, null);
+  });
+
+  test("another client of the same provider cannot revoke a client's tokens: 200, and they stay active (contract v2)", async () => {
+    const { provider, client, auth, accessToken } = await setup();
+    const other = await seedMachineClient(t, provider);
+    const otherAuth = basic(other.clientId, other.clientSecret!);
+    assert.equal((await revoke({ token: accessToken }, { authorization: otherAuth })).status, 200);
+    assert.equal((await introspect({ token: accessToken }, { authorization: auth })).body.active, true);
+    const { token, record } = await refreshTokenFor(provider, client.clientId);
+    assert.equal((await revoke({ token }, { authorization: otherAuth })).status, 200);
+    assert.equal((await t.server.services.store.refreshTokens.findOne({ id: record.id }))?.revokedAt, null);
+    assert.equal((await introspect({ token }, { authorization: auth })).body.active, true);
+    await t.server.services.events.flush();
+    const events = await t.server.services.store.events.find({ action: 'TOKEN_REVOKED', clientId: other.clientId });
+    assert.deepEqual(events, [], 'nothing was revoked, so nothing is recorded');
+  });
+
+  test('a store failure during revocation is an error (503), not a 200 with TOKEN_REVOKED while the token stays active', async () => {
+    const { provider, client, auth, accessToken } = await setup();
+    const { token: refreshToken } = await refreshTokenFor(provider, client.clientId);
+    const denylist = t.server.services.store.revokedTokens;
+    // The denylist's writes fail, as a store that stopped answering would (this test only): once
+    // as the adapters say so, once as a driver's own error.
+    const answers = [];
+    try {
+      denylist.insert = () => Promise.reject(new StoreUnavailableError('test: the store is not answering'));
+      answers.push(await revoke({ token: accessToken }, { authorization: auth }));
+      denylist.insert = () => Promise.reject(new Error('test: connection reset'));
+      answers.push(await revoke({ token: refreshToken }, { authorization: auth }));
+    } finally {
+      delete (denylist as { insert?: unknown }).insert;
+    }
+    for (const answer of answers) {
+      assert.equal(answer.status, 503, JSON.stringify(answer.body));
+      assert.equal(answer.body.error, 'temporarily_unavailable');
+    }
+    assert.equal((await introspect({ token: accessToken }, { authorization: auth })).body.active, true);
+    assert.equal((await introspect({ token: refreshToken }, { authorization: auth })).body.active, true);
+    await t.server.services.events.flush();
+    const events = await t.server.services.store.events.find({ action: 'TOKEN_REVOKED', clientId: client.clientId });
+    assert.deepEqual(events, []);
   });
 
   test('bad client credentials are 401 invalid_client', async () => {

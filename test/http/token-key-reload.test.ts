@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SignJWT, generateKeyPair } from 'jose';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { seedMachineProvider } from '../helpers/seed.js';
+import { seedMachineClient, seedMachineProvider } from '../helpers/seed.js';
 import { SigningKeyService } from '../../src/domain/keys.js';
 import { resolveSecretKey } from '../../src/config.js';
 
@@ -16,6 +16,8 @@ after(() => server.stop());
 test('an access token signed with a key made by another process verifies (unknown kid reloads the keys once)', async () => {
   const { services } = server.server;
   const provider = await seedMachineProvider(server);
+  // A real client: a token dies with the client it was issued to (contract v2).
+  await seedMachineClient(server, provider, { clientId: 'c1' });
   const user = await services.users.create({ username: 'key-reload-user' });
   const first = await services.tokens.issueAccessToken({ provider, client: { clientId: 'c1' }, user, scopes: [] });
   assert.ok(await services.tokens.verifyAccessToken(first.token), 'a token of the current key verifies (and warms the cache)');
@@ -38,10 +40,11 @@ test('an access token signed with a key made by another process verifies (unknow
 test('a token with a kid no process made does not verify', async () => {
   const { services } = server.server;
   const provider = await seedMachineProvider(server);
+  await seedMachineClient(server, provider, { clientId: 'c2' });
   const user = await services.users.create({ username: 'key-reload-forged' });
   const now = Math.floor(Date.now() / 1000);
   const { privateKey } = await generateKeyPair('ES256');
-  const token = await new SignJWT({ client_id: 'c1', scope: '', jti: 'forged', sub: user.id })
+  const token = await new SignJWT({ client_id: 'c2', scope: '', jti: 'forged', sub: user.id })
     .setProtectedHeader({ alg: 'ES256', kid: 'made-up', typ: 'at+jwt' })
     .setIssuer(services.providers.issuer(provider)).setIssuedAt(now).setExpirationTime(now + 60)
     .sign(privateKey);

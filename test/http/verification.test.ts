@@ -5,10 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { rm } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { basic, startTestServer, type TestServer } from '../helpers/server.js';
+import { basic, postForm, startTestServer, type TestServer } from '../helpers/server.js';
 import { seedClient, seedProvider, seedUser, type SeededProvider, type SeededUser } from '../helpers/seed.js';
-import { decide, poll, sleep, startDevice, userBasic } from '../helpers/device.js';
+import { decide, jwtPayload, poll, sleep, startDevice, userBasic } from '../helpers/device.js';
 
 let server: TestServer;
 let provider: SeededProvider;
@@ -120,6 +121,34 @@ describe('the JSON form of POST /device', () => {
     const token = await poll(server, clientId, codes.device_code);
     assert.equal(token.status, 200);
     assert.equal(typeof token.body.id_token, 'string');
+  });
+
+  test("only people approve devices: a service account's app password is 401 invalid_credentials (contract v2)", async () => {
+    const codes = await startDevice(server, clientId, { scope: 'openid' });
+    const account = await server.gql<{ createServiceAccount: { id: string; username: string } }>(
+      'mutation($u: String!) { createServiceAccount(input: { username: $u }) { id username } }', { u: `svc-${Date.now().toString(36)}` },
+    );
+    const secret = (await server.gql<{ createAppPassword: { secret: string } }>(
+      'mutation($id: ID!) { createAppPassword(input: { userId: $id }) { secret } }', { id: account.createServiceAccount.id },
+    )).createAppPassword.secret;
+    const answer = await decide(server, account.createServiceAccount.username, secret, codes.user_code, 'allow');
+    assert.equal(answer.status, 401, JSON.stringify(answer.body));
+    assert.deepEqual(answer.body, { error: 'invalid_credentials' });
+    assert.equal((await poll(server, clientId, codes.device_code)).body.error, 'authorization_pending');
+  });
+
+  test('only people approve devices: a generated service account with an app password is refused too', async () => {
+    const m2mClient = await seedClient(server, { providerId: provider.id, type: 'CONFIDENTIAL', grantTypes: ['CLIENT_CREDENTIALS'] });
+    const issued = await postForm(`${server.url}/application/o/token/`, { grant_type: 'client_credentials' }, { authorization: basic(m2mClient.clientId, m2mClient.clientSecret!) });
+    assert.equal(issued.status, 200, JSON.stringify(issued.body));
+    const sub = String(jwtPayload(String(issued.body.access_token)).sub);
+    const generated = (await server.server.services.users.get(sub))!;
+    assert.equal(generated.type, 'GENERATED_SERVICE_ACCOUNT');
+    const { secret } = await server.server.services.appPasswords.create({ userId: generated.id, description: 'test' });
+    const codes = await startDevice(server, clientId, { scope: 'openid' });
+    const answer = await decide(server, generated.username, secret, codes.user_code, 'allow');
+    assert.equal(answer.status, 401, JSON.stringify(answer.body));
+    assert.equal((await poll(server, clientId, codes.device_code)).body.error, 'authorization_pending');
   });
 });
 
@@ -420,6 +449,84 @@ describe('the verification pages', () => {
     assert.match(page.html, /Signed in as/);
     const out = await browser.request('/device', { form: { csrf: Browser.csrf(page.html), action: 'signout' } });
     assert.equal(out.status, 303);
+    assert.match((await browser.request('/device')).html, /autocomplete="current-password"/);
+  });
+
+  test('sign-out ends the session server-side: the old cookie replayed afterwards is signed out and decides nothing', async () => {
+    const codes = await startDevice(server, clientId);
+    const browser = new Browser(server.url);
+    const consent = await browser.signIn(frank, codes.user_code);
+    assert.match(consent.html, /value="allow"/);
+    const stolen = new Map(browser.cookies);
+    const out = await browser.request('/device', { form: { csrf: Browser.csrf(consent.html), action: 'signout' } });
+    assert.equal(out.status, 303);
+    const replay = new Browser(server.url);
+    replay.cookies = new Map(stolen);
+    assert.match((await replay.request('/device')).html, /autocomplete="current-password"/, 'back to sign-in');
+    replay.cookies = new Map(stolen);
+    const forged = await replay.request('/device', { form: { csrf: Browser.csrf(consent.html), action: 'decide', user_code: codes.user_code, decision: 'allow' } });
+    assert.notEqual(forged.status, 200);
+    assert.doesNotMatch(forged.html, /Your device is connected/);
+    assert.equal((await poll(server, clientId, codes.device_code)).body.error, 'authorization_pending');
+  });
+
+  test('the session cookie holds no user id, only an opaque secret', async () => {
+    const browser = new Browser(server.url);
+    await browser.signIn(frank);
+    const content = Buffer.from(browser.cookies.get('tessera_device')!, 'base64url').toString();
+    assert.ok(!content.includes(frank.user.id), content);
+    assert.deepEqual(Object.keys(JSON.parse(content) as object), ['session']);
+  });
+
+  test("a password change ends the user's sessions", async () => {
+    const user = await seedUser(server);
+    const browser = new Browser(server.url);
+    const other = new Browser(server.url);
+    assert.match((await browser.signIn(user)).html, /Signed in as/);
+    assert.match((await other.signIn(user)).html, /Signed in as/);
+    await server.gql('mutation($id: ID!, $p: String!) { setUserPassword(id: $id, password: $p) }', { id: user.user.id, p: 'a brand new password' });
+    for (const session of [browser, other]) {
+      assert.match((await session.request('/device')).html, /autocomplete="current-password"/, 'signed out');
+    }
+    assert.match((await browser.signIn({ ...user, password: 'a brand new password' })).html, /Signed in as/);
+  });
+
+  test('a signed-in session survives a restart, also one that sets the same TESSERA_BOOTSTRAP_PASSWORD again', async () => {
+    const env = { TESSERA_BOOTSTRAP_PASSWORD: 'bootstrap password 1' };
+    const first = await startTestServer(env);
+    const dataDir = first.dataDir;
+    let cookies: Map<string, string>;
+    try {
+      const browser = new Browser(first.url);
+      const admin = { username: 'admin', password: 'bootstrap password 1' } as SeededUser;
+      assert.match((await browser.signIn(admin)).html, /Signed in as/);
+      cookies = new Map(browser.cookies);
+      await first.server.stop();
+      const again = await startTestServer(env, dataDir);
+      try {
+        const replay = new Browser(again.url);
+        replay.cookies = cookies;
+        assert.match((await replay.request('/device')).html, /Signed in as/);
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('only people approve devices: a service account with a login password cannot sign in on the page', async () => {
+    const account = await server.gql<{ createServiceAccount: { id: string; username: string } }>(
+      'mutation($u: String!) { createServiceAccount(input: { username: $u }) { id username } }', { u: `svc-page-${Date.now().toString(36)}` },
+    );
+    await server.server.services.users.setPassword(account.createServiceAccount.id, 'service password 1');
+    const browser = new Browser(server.url);
+    const start = await browser.request('/device');
+    const signIn = await browser.request('/device', {
+      form: { csrf: Browser.csrf(start.html), action: 'signin', username: account.createServiceAccount.username, password: 'service password 1' },
+    });
+    assert.equal(signIn.status, 400);
+    assert.match(signIn.html, /Wrong username or password/);
     assert.match((await browser.request('/device')).html, /autocomplete="current-password"/);
   });
 

@@ -10,7 +10,7 @@ import type { GrantType } from '../../domain/model.js';
 import type { Services } from '../../domain/services.js';
 import { identify, type Identity, type Refusal } from '../../domain/identity-rules.js';
 import { DomainConflictError } from '../../domain/errors.js';
-import { parseScopeParameter, permittedScopes } from '../../domain/scopes.js';
+import { grantableScopes, parseScopeParameter, permittedScopes } from '../../domain/scopes.js';
 import { unmatchedClientSecret } from '../client-auth.js';
 import { OAuthError, invalidGrant } from '../errors.js';
 import type { Grant, TokenRequest, TokenResponse } from './grant.js';
@@ -56,8 +56,12 @@ async function handle(services: Services, request: TokenRequest, grant: string):
     Object.assign(attempt, { rule: identity.rule, username: identity.kind === 'identity' ? identity.user.username : identity.username });
     Object.assign(attempt.context, identity.context);
     if (identity.kind === 'refused') throw refusalError(identity, request);
-    const scopes = grantedScopes(requested, permitted, identity.scopeLimit);
-    const input = { provider, client, user: identity.user, scopes, requestId, grant, jwtClaims: identity.jwtClaims, notAfter: identity.notAfter };
+    // The admin scope only for admins, not granted otherwise (RFC 6749 §3.3; the response says what was).
+    const scopes = grantableScopes(identity.user, grantedScopes(requested, permitted, identity.scopeLimit));
+    const input = {
+      provider, client, user: identity.user, scopes, requestId, grant, jwtClaims: identity.jwtClaims, notAfter: identity.notAfter,
+      appPasswordId: identity.appPasswordId ?? null,
+    };
     await enforceTokenPolicies(services, input, 'invalid_grant');
     // Only now, with the policies' yes, is a generated account created or updated.
     const user = identity.account ? await saveAccount(services, identity) : identity.user;

@@ -34,7 +34,7 @@ export const refreshTokenGrant: Grant = {
     }
     const user = await services.users.get(record.userId);
     if (!user || !isUsable(user)) {
-      await services.store.refreshTokenRepository.revokeFamily(record.familyId, now);
+      await services.tokens.revokeRefreshFamily(record.familyId, now);
       throw invalidGrant('the refresh token is invalid', 'the user is gone or inactive');
     }
     // Scopes the admin has since taken from the client are not renewed.
@@ -49,7 +49,7 @@ export const refreshTokenGrant: Grant = {
     return issueUserTokens(services, { ...authorized, refreshFamilyId: spent.familyId });
 
     async function reused(familyId: string): Promise<never> {
-      const revoked = await services.store.refreshTokenRepository.revokeFamily(familyId, now);
+      const revoked = await services.tokens.revokeRefreshFamily(familyId, now);
       services.logger.warn({ requestId, clientId: client.clientId, familyId, revoked }, 'refresh token reused: family revoked');
       throw invalidGrant('the refresh token is invalid', 'refresh token reused; its family is revoked');
     }

@@ -6,7 +6,9 @@
  * `openid` was granted, a refresh token when the client holds the REFRESH_TOKEN grant (and the
  * grant gives them), and records one event (TOKEN_ISSUED unless the grant names another).
  */
+import { randomUUID } from 'node:crypto';
 import type { Client, Provider, User } from '../../domain/model.js';
+import { grantableScopes } from '../../domain/scopes.js';
 import type { Services } from '../../domain/services.js';
 import { OAuthError } from '../errors.js';
 import type { TokenResponse } from './grant.js';
@@ -23,6 +25,8 @@ export interface UserTokenInput {
   jwtClaims?: Record<string, unknown> | null;
   /** The credential the tokens are issued on expires then; they must not outlive it. */
   notAfter?: Date | null;
+  /** The app password the tokens are issued on: revoking it revokes them. */
+  appPasswordId?: string | null;
 }
 
 export interface AuthorizedUserTokens extends UserTokenInput {
@@ -37,8 +41,10 @@ export interface AuthorizedUserTokens extends UserTokenInput {
 export async function authorizeUserTokens(
   services: Services, input: UserTokenInput & { codeVerifier?: string | null }, refusal: 'access_denied' | 'invalid_grant',
 ): Promise<AuthorizedUserTokens> {
-  await enforceTokenPolicies(services, input, refusal);
-  const { codeVerifier: _ignored, ...rest } = input;
+  // The admin scope only for admins, not granted otherwise (RFC 6749 §3.3; the response says what was).
+  const narrowed = { ...input, scopes: grantableScopes(input.user, input.scopes) };
+  await enforceTokenPolicies(services, narrowed, refusal);
+  const { codeVerifier: _ignored, ...rest } = narrowed;
   return withScopeMappings(services, rest);
 }
 
@@ -73,7 +79,11 @@ export async function issueUserTokens(
 ): Promise<TokenResponse> {
   const { provider, client, user, scopes, extraClaims } = input;
   const notAfter = input.notAfter ?? null;
-  const access = await services.tokens.issueAccessToken({ provider, client, user, scopes, extraClaims, notAfter });
+  // The access token belongs to the refresh family issued with it: revoking the family revokes it.
+  const refreshFamilyId = (options.refreshToken ?? client.grantTypes.includes('REFRESH_TOKEN')) ? (input.refreshFamilyId ?? randomUUID()) : null;
+  const access = await services.tokens.issueAccessToken({
+    provider, client, user, scopes, extraClaims, notAfter, refreshFamilyId, appPasswordId: input.appPasswordId ?? null,
+  });
   const response: TokenResponse = {
     access_token: access.token,
     token_type: 'Bearer',
@@ -83,10 +93,10 @@ export async function issueUserTokens(
   if (scopes.includes('openid')) {
     response.id_token = await services.tokens.issueIdToken({ provider, client, user, scopes, extraClaims, notAfter });
   }
-  if (options.refreshToken ?? client.grantTypes.includes('REFRESH_TOKEN')) {
+  if (refreshFamilyId) {
     // Rotation keeps the new refresh token in its family.
     const refresh = await services.tokens.issueRefreshToken({
-      provider, clientId: client.clientId, userId: user.id, scopes, familyId: input.refreshFamilyId, notAfter,
+      provider, clientId: client.clientId, userId: user.id, scopes, familyId: refreshFamilyId, notAfter,
     });
     response.refresh_token = refresh.token;
   }
