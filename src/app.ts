@@ -50,7 +50,7 @@ export async function createApp(services: Services): Promise<TesseraApp> {
   router.all('/graphql', jsonBody(GRAPHQL_BODY_LIMIT), admin.middleware);
 
   // Request id, error bodies, metrics and the access log in one frame around everything.
-  koa.use(requestFrame(services.logger, metrics));
+  koa.use(requestFrame({ logger: services.logger, metrics, events: services.events, trustProxy: services.config.trustProxy }));
   koa.use(routes(router));
   koa.use(router.allowedMethods());
   koa.use(async (ctx) => {
