@@ -188,3 +188,24 @@ export class DeviceAuthorizationLimiter {
   }
 }
 
+/**
+ * Events anyone can cause without credentials (a token request naming no known client) are
+ * recorded at most this many per address and minute, per process: past it the request is answered
+ * as usual but leaves no event, so a flood cannot turn the audit log into free writes. In memory
+ * on every store: it bounds this process's own writes, nothing that must agree across processes.
+ */
+export const UNKNOWN_CLIENT_EVENTS_PER_MINUTE = 60;
+
+export class UnknownClientEventLimiter {
+  private readonly limiter = memoryLimiter({ keyPrefix: 'tessera_unknown_client_events', points: UNKNOWN_CLIENT_EVENTS_PER_MINUTE, duration: WINDOW_SECONDS });
+
+  allows(address: string): Promise<boolean> {
+    return this.limiter.consume(addressKey(address), 1).then(
+      () => true,
+      (rejection: unknown) => {
+        verdictOf(rejection);
+        return false;
+      },
+    );
+  }
+}
