@@ -4,9 +4,8 @@ import Router from '@koa/router';
 import type { Services } from './domain/services.js';
 import { requestFrame } from './http/frame.js';
 import { HttpMetrics } from './http/metrics.js';
-import { jsonBody } from './http/json-body.js';
 import { discoveryEndpoint, jwksEndpoint } from './oauth/discovery.js';
-import { createAdminMiddleware, GRAPHQL_BODY_LIMIT } from './admin/http.js';
+import { createAdminMiddleware } from './admin/http.js';
 import { registerOAuthRoutes } from './oauth/routes.js';
 import { both, routes } from './http/routing.js';
 
@@ -47,10 +46,10 @@ export async function createApp(services: Services): Promise<TesseraApp> {
   registerOAuthRoutes(router, services);
 
   const admin = await createAdminMiddleware(services);
-  router.all('/graphql', jsonBody(GRAPHQL_BODY_LIMIT), admin.middleware);
+  router.all('/graphql', admin.middleware);
 
   // Request id, error bodies, metrics and the access log in one frame around everything.
-  koa.use(requestFrame(services.logger, metrics));
+  koa.use(requestFrame({ logger: services.logger, metrics, events: services.events, trustProxy: services.config.trustProxy }));
   koa.use(routes(router));
   koa.use(router.allowedMethods());
   koa.use(async (ctx) => {

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -24,6 +25,12 @@ export interface Config {
   eventRetentionDays: number;
   /** The embedded store keeps the newest this many audit events (on disk, with a small index of each in memory). */
   embeddedMaxEvents: number;
+  /** Failed sign-ins (the /device page and its JSON form) one client address may make in 5 minutes. */
+  signInPerAddress: number;
+  /** Device authorization requests one client address may make in a minute. */
+  deviceAuthorizationsPerMinute: number;
+  /** Addresses and CIDR ranges of proxies whose X-Forwarded-For is believed (none by default). */
+  trustProxy: string[];
 }
 
 export class ConfigError extends Error {
@@ -59,7 +66,23 @@ const rules = {
   // 24,855 days is the most a MongoDB TTL index holds: expireAfterSeconds is at most 2^31 - 1.
   TESSERA_EVENT_RETENTION_DAYS: integer(1, 24855),
   TESSERA_EMBEDDED_MAX_EVENTS: integer(1000, 999999),
+  TESSERA_SIGNIN_PER_ADDRESS: integer(1, 999999),
+  TESSERA_DEVICE_AUTHORIZATIONS_PER_MINUTE: integer(1, 999999),
+  TESSERA_TRUST_PROXY: z.string()
+    .transform((list) => list.split(',').map((entry) => entry.trim()).filter((entry) => entry !== ''))
+    .refine((entries) => entries.every(isAddressOrRange), 'must be a comma-separated list of IP addresses or CIDR ranges (10.0.0.0/8, ::1)'),
 } as const;
+
+/** An IPv4 or IPv6 address, or one with a prefix length in range (192.168.0.0/16, fd00::/8). */
+function isAddressOrRange(entry: string): boolean {
+  const slash = entry.indexOf('/');
+  const address = slash === -1 ? entry : entry.slice(0, slash);
+  const family = isIP(address);
+  if (family === 0) return false;
+  if (slash === -1) return true;
+  const prefix = entry.slice(slash + 1);
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
 
 function read<K extends keyof typeof rules>(env: NodeJS.ProcessEnv, name: K, fallback?: string): z.infer<(typeof rules)[K]> | undefined {
   const raw = optional(env[name]) ?? fallback;
@@ -90,6 +113,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workers: read(env, 'TESSERA_WORKERS', '1')!,
     eventRetentionDays: read(env, 'TESSERA_EVENT_RETENTION_DAYS', '30')!,
     embeddedMaxEvents: read(env, 'TESSERA_EMBEDDED_MAX_EVENTS', '100000')!,
+    signInPerAddress: read(env, 'TESSERA_SIGNIN_PER_ADDRESS', '100')!,
+    deviceAuthorizationsPerMinute: read(env, 'TESSERA_DEVICE_AUTHORIZATIONS_PER_MINUTE', '60')!,
+    trustProxy: read(env, 'TESSERA_TRUST_PROXY') ?? [],
   };
 }
 

@@ -1,11 +1,28 @@
 /**
+ * A copy of a short string that holds on to nothing else. A key cut from a longer string (a
+ * client_id cut to 128 characters for an event) is, in V8, a slice that keeps the whole original
+ * alive: cached, 1,500 of them pinned 12 MB of 8 KB client_ids.
+ */
+function detached(key: string): string {
+  return Buffer.from(key, 'utf16le').toString('utf16le');
+}
+
+/**
  * A short-lived process cache for records read on hot paths (clients, providers). Staleness across
  * processes is bounded by the TTL; on this process, admin changes invalidate entries at once.
+ * Bounded whatever callers send: at most `maxEntries` entries, keys longer than `maxKeyLength` are
+ * never kept (no id, slug, client_id or hash is that long, so such a key can only miss), and every
+ * write first drops the entries that have expired, so a burst of unknown keys is gone a TTL later.
  */
 export class TtlCache<V> {
+  /** In order of expiry: every entry lives ttlMs, and a rewritten key moves to the end. */
   private readonly entries = new Map<string, { value: V; expires: number }>();
 
-  constructor(private readonly ttlMs: number, private readonly maxEntries = 10_000) {}
+  constructor(private readonly ttlMs: number, private readonly maxEntries = 10_000, private readonly maxKeyLength = 256) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
 
   get(key: string): V | undefined {
     const entry = this.entries.get(key);
@@ -18,8 +35,20 @@ export class TtlCache<V> {
   }
 
   set(key: string, value: V): void {
+    if (key.length > this.maxKeyLength) return;
+    const now = Date.now();
+    this.entries.delete(key);
+    this.sweep(now);
     if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
-    this.entries.set(key, { value, expires: Date.now() + this.ttlMs });
+    this.entries.set(detached(key), { value, expires: now + this.ttlMs });
+  }
+
+  /** Drops expired entries from the front (the oldest): each entry is visited once after it expires. */
+  private sweep(now: number): void {
+    for (const [key, entry] of this.entries) {
+      if (entry.expires > now) return;
+      this.entries.delete(key);
+    }
   }
 
   delete(key: string): void {

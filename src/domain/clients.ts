@@ -32,6 +32,7 @@ export interface ClientWithSecret {
 
 /** RFC 6749 Appendix A: client-id = *VSCHAR (%x20-7E), as the admin chooses it; generated ones are base64url. */
 const CLIENT_ID = /^[\x20-\x7E]{1,128}$/;
+export const MAX_CLIENT_ID_LENGTH = 128;
 
 function validateGrantTypes(grantTypes: GrantType[]): GrantType[] {
   if (grantTypes.length === 0) throw new ValidationError('grantTypes', 'must name at least one grant type');
@@ -44,8 +45,9 @@ export class ClientService {
 
   constructor(private readonly collections: Pick<Collections, 'clients' | 'providers' | 'deviceAuthorizations' | 'refreshTokens' | 'policyBindings'>) {}
 
-  /** Cached briefly: every OAuth request reads its client. */
+  /** Cached briefly: every OAuth request reads its client. An id longer than any client_id is no client, unread and uncached. */
   getByClientId(clientId: string): Promise<Client | null> {
+    if (clientId.length > MAX_CLIENT_ID_LENGTH) return Promise.resolve(null);
     return this.byClientId.getOrLoad(clientId, () => this.collections.clients.findOne({ clientId }));
   }
 

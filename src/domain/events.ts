@@ -18,21 +18,45 @@ export interface EventInput {
 
 export const FLUSH_INTERVAL_MS = 100;
 
+/** Where a request came from, added to the context of every event it records. */
+export interface RequestOrigin {
+  /** The client address (TESSERA_TRUST_PROXY decides whose X-Forwarded-For counts). */
+  clientAddress: string;
+  /** The client's own X-Request-Id, kept apart from the server's requestId. */
+  clientRequestId: string | null;
+}
+
 export class EventLog {
   private queue: AuditEvent[] = [];
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
+  /**
+   * The origin of each request in flight, by its (server-made) requestId: the HTTP frame adds it
+   * when a request starts and removes it when it ends, so every event a request records names its
+   * address without each call site passing it down through the domain code.
+   */
+  private readonly origins = new Map<string, RequestOrigin>();
 
   constructor(private readonly collections: Pick<Collections, 'events'>, private readonly logger: Logger) {}
 
+  beginRequest(requestId: string, origin: RequestOrigin): void {
+    this.origins.set(requestId, origin);
+  }
+
+  endRequest(requestId: string): void {
+    this.origins.delete(requestId);
+  }
+
   record(input: EventInput): AuditEvent {
+    const origin = input.requestId ? this.origins.get(input.requestId) : undefined;
+    const context = input.context ?? {};
     const event: AuditEvent = {
       id: randomUUID(),
       action: input.action,
       requestId: input.requestId ?? null,
       clientId: input.clientId ?? null,
       username: input.username ?? null,
-      context: input.context ?? {},
+      context: origin ? withOrigin(context, origin) : context,
       createdAt: new Date(),
     };
     this.queue.push(event);
@@ -67,4 +91,10 @@ export class EventLog {
     this.timer = null;
     await this.flush();
   }
+}
+
+function withOrigin(context: Record<string, unknown>, origin: RequestOrigin): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...context, clientAddress: origin.clientAddress };
+  if (origin.clientRequestId !== null) out.clientRequestId = origin.clientRequestId;
+  return out;
 }

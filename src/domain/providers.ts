@@ -189,8 +189,9 @@ export class ProviderService {
     return this.collections.providers.findOne({ slug });
   }
 
-  /** For verifying tokens by their issuer: cached like get(). */
+  /** For verifying tokens by their issuer: cached like get(). A string that cannot be a slug is no provider, unread and uncached. */
   getBySlugCached(slug: string): Promise<Provider | null> {
+    if (!SLUG.test(slug)) return Promise.resolve(null);
     return this.bySlug.getOrLoad(slug, () => this.getBySlug(slug));
   }
 

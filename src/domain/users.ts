@@ -3,10 +3,12 @@
  * client_credentials creates. Login passwords are argon2id hashes; `id` is the stable `sub`.
  */
 import { randomUUID } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import argon2 from 'argon2';
 import type { User, UserType } from './model.js';
 import { DomainConflictError, NotFoundError, ValidationError } from './errors.js';
 import { TtlCache } from './cache.js';
+import { ConcurrencyGate } from './concurrency.js';
 import type { Collections, Filter, Operators } from '../store/ports.js';
 import { ConflictError } from '../store/errors.js';
 import { keysetPage, type Page, type PageRequest } from './pagination.js';
@@ -38,6 +40,19 @@ export interface UserListFilter {
 }
 
 const USERNAME = /^[A-Za-z0-9@.+_-]{1,150}$/;
+
+/** Whether a string can be a username at all (so can name a user). */
+export function isUsername(value: string): boolean {
+  return USERNAME.test(value);
+}
+
+/**
+ * Login-password verifications run at most this many at once (argon2 runs on libuv's pool of 4
+ * threads, and on no more cores than there are), with a short queue; the rest are refused at once
+ * (OverloadedError) rather than queued behind a burst.
+ */
+const CONCURRENT_PASSWORD_CHECKS = Math.max(1, Math.min(4, availableParallelism()));
+const WAITING_PASSWORD_CHECKS = 2 * CONCURRENT_PASSWORD_CHECKS;
 const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
 export const MIN_PASSWORD_LENGTH = 8;
 const MAX_PASSWORD_LENGTH = 1024;
@@ -84,6 +99,7 @@ export class UserService {
   private readonly changeListeners: ((id: string) => void)[] = [];
   /** Verified against when the username is unknown, so both paths cost one argon2 verification. */
   private dummyHash: Promise<string> | null = null;
+  private readonly passwordChecks = new ConcurrencyGate(CONCURRENT_PASSWORD_CHECKS, WAITING_PASSWORD_CHECKS);
 
   constructor(private readonly collections: Pick<Collections, 'users' | 'appPasswords' | 'refreshTokens' | 'deviceSessions'>) {}
 
@@ -176,13 +192,16 @@ export class UserService {
 
   /**
    * Checks a login password. Unknown users cost the same argon2 verification as known ones, so
-   * timing does not tell which usernames exist. Inactive or expired users never pass.
+   * timing does not tell which usernames exist. Inactive or expired users never pass. Throws
+   * OverloadedError when too many verifications are already running or waiting.
    */
   async verifyPassword(username: string, password: string): Promise<User | null> {
     if (password.length > MAX_PASSWORD_LENGTH) return null;
     const user = USERNAME.test(username) ? await this.getByUsername(username) : null;
-    const hash = user?.passwordHash ?? (await (this.dummyHash ??= hashPassword(randomUUID())));
-    const ok = await argon2.verify(hash, password).catch(() => false);
+    const ok = await this.passwordChecks.run(async () => {
+      const hash = user?.passwordHash ?? (await (this.dummyHash ??= hashPassword(randomUUID())));
+      return argon2.verify(hash, password).catch(() => false);
+    });
     if (!ok || !user || !user.passwordHash) return null;
     return isUsable(user) ? user : null;
   }

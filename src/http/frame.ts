@@ -1,21 +1,35 @@
 /**
  * What every request goes through, in one middleware (one async frame instead of four): its id
- * (X-Request-Id), the JSON error bodies, the metrics, and the access log line.
+ * (X-Request-Id, always the server's own), its client address, the JSON error bodies, the metrics,
+ * and the access log line.
  */
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { answerError, methodNotAllowedBody } from './errors.js';
 import type { HttpMetrics } from './metrics.js';
-import { requestIdFor } from './request-id.js';
+import { clientRequestIdOf, newRequestId } from './request-id.js';
+import { clientAddressResolver } from './client-address.js';
+import type { EventLog } from '../domain/events.js';
 
-export function requestFrame(logger: Logger, metrics: HttpMetrics): Middleware {
+export interface FrameOptions {
+  logger: Logger;
+  metrics: HttpMetrics;
+  events: Pick<EventLog, 'beginRequest' | 'endRequest'>;
+  trustProxy: readonly string[];
+}
+
+export function requestFrame({ logger, metrics, events, trustProxy }: FrameOptions): Middleware {
+  const clientAddressOf = clientAddressResolver(trustProxy);
   return async (ctx, next) => {
     const start = performance.now();
     const req = ctx.req;
-    const header = req.headers['x-request-id'];
-    const requestId = requestIdFor(typeof header === 'string' ? header : undefined);
+    const requestId = newRequestId();
+    const clientAddress = clientAddressOf(req.socket.remoteAddress, req.headers['x-forwarded-for']);
     ctx.state.requestId = requestId;
+    ctx.state.clientAddress = clientAddress;
     ctx.res.setHeader('X-Request-Id', requestId);
+    const clientRequestId = clientRequestIdOf(req.headers['x-request-id']);
+    events.beginRequest(requestId, { clientAddress, clientRequestId });
     try {
       try {
         await next();
@@ -24,12 +38,13 @@ export function requestFrame(logger: Logger, metrics: HttpMetrics): Middleware {
         answerError(ctx, error, logger);
       }
     } finally {
-      finish(ctx, logger, metrics, req.method ?? '', requestId, start);
+      events.endRequest(requestId);
+      finish(ctx, logger, metrics, req.method ?? '', requestId, clientRequestId, start);
     }
   };
 }
 
-function finish(ctx: Context, logger: Logger, metrics: HttpMetrics, method: string, requestId: string, start: number): void {
+function finish(ctx: Context, logger: Logger, metrics: HttpMetrics, method: string, requestId: string, clientRequestId: string | null, start: number): void {
   const ms = performance.now() - start;
   const status = ctx.response.status;
   // No matched route (404, or 405 on a known path with another method): one label, never the raw path.
@@ -37,6 +52,7 @@ function finish(ctx: Context, logger: Logger, metrics: HttpMetrics, method: stri
   metrics.observe(route === undefined ? 'unmatched' : String(route), method, status, ms / 1000);
   // One access-log line per request, without query strings (they may hold user codes) or headers.
   if (logger.isLevelEnabled('info')) {
-    logger.info({ requestId, method, path: ctx.path, status, ms: Math.round(ms * 10) / 10 }, 'request');
+    const line = { requestId, method, path: ctx.path, status, ms: Math.round(ms * 10) / 10 };
+    logger.info(clientRequestId === null ? line : { ...line, clientRequestId }, 'request');
   }
 }

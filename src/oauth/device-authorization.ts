@@ -1,7 +1,7 @@
 /**
  * POST /application/o/device/: the device authorization request (RFC 8628 §3.1).
- * parse → authenticate the client (Basic with `client_id:` works like body client_id, unlike the
- * authentik report) → DEVICE_CODE grant → scopes → PKCE → issue codes.
+ * per-address limit → parse → authenticate the client (Basic with `client_id:` works like body
+ * client_id, unlike the authentik report) → DEVICE_CODE grant → scopes → PKCE → issue codes.
  */
 import type { Services } from '../domain/services.js';
 import type { Provider } from '../domain/model.js';
@@ -10,7 +10,8 @@ import { parseScopeParameter, permittedScopes } from '../domain/scopes.js';
 import { Memo } from '../domain/cache.js';
 import { readQuery, type FormParams } from '../http/body.js';
 import { OAuthError } from './errors.js';
-import { oauthEndpoint } from './endpoint.js';
+import { oauthEndpoint, type OAuthAdmission } from './endpoint.js';
+import { DeviceAuthorizationLimiter } from '../domain/rate-limits.js';
 import { authenticateClient, extractClientCredentials, requireGrant } from './client-auth.js';
 import { parseCodeChallenge } from './pkce.js';
 
@@ -73,6 +74,18 @@ export function requestedScopes(body: FormParams): string[] {
   return parsed;
 }
 
+/** More than the configured device authorizations from one address in a minute: 429 slow_down (contract, version 2). */
+function perAddressLimit(services: Services): OAuthAdmission {
+  const limiter = new DeviceAuthorizationLimiter(services.store, services.config.deviceAuthorizationsPerMinute);
+  return async (ctx) => {
+    const verdict = await limiter.consume(ctx.state.clientAddress as string);
+    if (verdict.limited) {
+      throw new OAuthError('slow_down', 'too many device authorization requests from this address; wait before trying again', undefined, 429)
+        .withHeader('Retry-After', String(verdict.retryAfterSeconds));
+    }
+  };
+}
+
 export function deviceAuthorizationEndpoint(services: Services) {
   return oauthEndpoint(async (ctx, { body }) => {
     if (ctx.method !== 'POST') throw new OAuthError('invalid_request', 'the device authorization endpoint takes POST');
@@ -116,5 +129,5 @@ export function deviceAuthorizationEndpoint(services: Services) {
     };
     ctx.status = 200;
     ctx.body = response;
-  });
+  }, perAddressLimit(services));
 }

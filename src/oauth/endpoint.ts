@@ -13,11 +13,15 @@ export interface OAuthRequest {
 
 export type OAuthHandler = (ctx: Context, request: OAuthRequest) => Promise<void>;
 
-export function oauthEndpoint(handler: OAuthHandler): Middleware {
+/** Runs before the body is read, and throws to refuse the request (a rate limit): a refused request costs no parsing. */
+export type OAuthAdmission = (ctx: Context) => Promise<void>;
+
+export function oauthEndpoint(handler: OAuthHandler, admit?: OAuthAdmission): Middleware {
   return async (ctx) => {
     const res = ctx.res;
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Pragma', 'no-cache');
+    if (admit) await admit(ctx);
     const body = ctx.req.method === 'POST' ? await readFormBody(ctx) : new Map<string, string>();
     await handler(ctx, { body, requestId: ctx.state.requestId as string });
   };

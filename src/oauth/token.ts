@@ -1,15 +1,33 @@
 /**
  * POST /application/o/token/: parse → authenticate the client → dispatch to the grant's module.
  */
+import type { Context } from 'koa';
 import type { Services } from '../domain/services.js';
+import { MAX_CLIENT_ID_LENGTH } from '../domain/clients.js';
+import { UnknownClientEventLimiter } from '../domain/rate-limits.js';
 import { OAuthError } from './errors.js';
 import { oauthEndpoint } from './endpoint.js';
 import { authenticateClient, extractClientCredentials, requireGrant, type AuthenticatedClient, type PresentedClient } from './client-auth.js';
 import type { Grant } from './grants/grant.js';
 import { GRANTS } from './grants/index.js';
 
+/**
+ * The event of a request refused before its client was authenticated. A request naming no known
+ * client is anyone's to send: its client_id is cut to a client_id's length and its events are
+ * limited per address.
+ */
+async function recordClientAuthenticationFailure(
+  services: Services, unknownClientEvents: UnknownClientEventLimiter, ctx: Context, event: { action: string; requestId: string; clientId: string | null; context: Record<string, unknown> },
+): Promise<void> {
+  const clientId = event.clientId === null ? null : event.clientId.slice(0, MAX_CLIENT_ID_LENGTH);
+  const known = clientId !== null && (await services.clients.getByClientId(clientId)) !== null;
+  if (!known && !(await unknownClientEvents.allows(ctx.state.clientAddress as string))) return;
+  services.events.record({ ...event, clientId });
+}
+
 export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRANTS) {
   const byType = new Map(grants.map((g) => [g.grantType, g]));
+  const unknownClientEvents = new UnknownClientEventLimiter();
   return oauthEndpoint(async (ctx, { body, requestId }) => {
     if (ctx.method !== 'POST') throw new OAuthError('invalid_request', 'the token endpoint takes POST');
     const grantType = body.get('grant_type');
@@ -25,7 +43,7 @@ export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRA
       requireGrant(client.client, grant.clientGrant);
     } catch (error) {
       if (grant.failureAction && error instanceof OAuthError) {
-        services.events.record({
+        await recordClientAuthenticationFailure(services, unknownClientEvents, ctx, {
           action: grant.failureAction,
           requestId,
           clientId: presented?.clientIds[0] ?? body.get('client_id') ?? null,

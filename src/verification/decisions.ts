@@ -9,17 +9,17 @@ import type { RateLimitSubject, WrongUserCodeLimiter } from '../domain/rate-limi
 
 export type LimitedLookup = UserCodeLookup | { kind: 'limited'; retryAfterSeconds: number };
 
-/** Looks the code up unless the subject is over its limit; an unknown code counts against it. */
+/**
+ * Looks the code up unless the subject is over its limit. Each entry counts as wrong before the
+ * lookup (so parallel guesses cannot all pass one check) and is given back when the code exists.
+ */
 export async function lookupUserCode(
   services: Services, limiter: WrongUserCodeLimiter, entered: string, subject: RateLimitSubject,
 ): Promise<LimitedLookup> {
-  const before = await limiter.check(subject);
-  if (before.limited) return { kind: 'limited', retryAfterSeconds: before.retryAfterSeconds };
+  const verdict = await limiter.consume(subject);
+  if (verdict.limited) return { kind: 'limited', retryAfterSeconds: verdict.retryAfterSeconds };
   const found = await deviceFlowFor(services.store).findByUserCode(entered);
-  if (found.kind === 'unknown') {
-    const after = await limiter.recordWrongCode(subject);
-    if (after.limited) return { kind: 'limited', retryAfterSeconds: after.retryAfterSeconds };
-  }
+  if (found.kind !== 'unknown') await limiter.refund(subject);
   return found;
 }
 

@@ -9,8 +9,9 @@ import type { User } from '../domain/model.js';
 import type { FailedSignInLimiter, WrongUserCodeLimiter } from '../domain/rate-limits.js';
 import { readFormBody, type FormParams } from '../http/body.js';
 import { OAuthError } from '../oauth/errors.js';
-import { isPerson } from '../domain/users.js';
+import { isPerson, isUsername } from '../domain/users.js';
 import { lookupUserCode, recordDecision } from './decisions.js';
+import { limitedSignIn } from './sign-in.js';
 
 function answer(ctx: Context, status: number, body: Record<string, string>): void {
   ctx.status = status;
@@ -40,22 +41,39 @@ function formDecoded(value: string): string {
   }
 }
 
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+/**
+ * The spellings of Basic credentials the server tries: as sent (RFC 7617) and, where that
+ * differs, URL-decoded as clients that treat them like client credentials (RFC 6749 Appendix B)
+ * send them. Only spellings that can name a user are kept: `%61lice` is tried as `alice`, never
+ * as itself.
+ */
+export function credentialCandidates(sent: Credentials): Credentials[] {
+  const decoded = { username: formDecoded(sent.username), password: formDecoded(sent.password) };
+  const all = decoded.username === sent.username && decoded.password === sent.password ? [sent] : [sent, decoded];
+  return all.filter((c) => isUsername(c.username) && c.password !== '');
+}
+
+/** The username a sign-in counts against: the one its spellings resolve to, or as sent when none can name a user. */
+export function signInName(sent: Credentials, candidates: readonly Credentials[]): string {
+  return candidates[0]?.username ?? sent.username;
+}
+
 /**
  * A person's credentials (only people approve devices: a service account's are refused like wrong
- * ones): an app password of that user (cheap hash lookup) or the user's login password (argon2id).
- * Credentials are taken as sent (RFC 7617) and, where that differs, URL-decoded as clients that
- * treat them like client credentials (RFC 6749 Appendix B) send them.
+ * ones, and counted as a failed sign-in): an app password of that user (cheap hash lookup) or the
+ * user's login password (argon2id).
  */
-export async function authenticateUser(services: Services, username: string, password: string): Promise<User | null> {
-  const user = await authenticateAnyUser(services, username, password);
+export async function authenticateUser(services: Services, candidates: readonly Credentials[]): Promise<User | null> {
+  const user = await authenticateAnyUser(services, candidates);
   return user && isPerson(user) ? user : null;
 }
 
-async function authenticateAnyUser(services: Services, username: string, password: string): Promise<User | null> {
-  if (password === '') return null;
-  const candidates = [{ username, password }];
-  const decoded = { username: formDecoded(username), password: formDecoded(password) };
-  if (decoded.username !== username || decoded.password !== password) candidates.push(decoded);
+async function authenticateAnyUser(services: Services, candidates: readonly Credentials[]): Promise<User | null> {
   for (const c of candidates) {
     const viaAppPassword = await services.appPasswords.verify(c.password, c.username);
     if (viaAppPassword) return viaAppPassword.user;
@@ -68,7 +86,7 @@ async function authenticateAnyUser(services: Services, username: string, passwor
 }
 
 export async function handleJsonDecision(ctx: Context, services: Services, limiter: WrongUserCodeLimiter, signIns: FailedSignInLimiter): Promise<void> {
-  const address = ctx.ip;
+  const address = ctx.state.clientAddress as string;
   const requestId = ctx.state.requestId as string;
   const early = await limiter.check({ address });
   if (early.limited) {
@@ -85,19 +103,22 @@ export async function handleJsonDecision(ctx: Context, services: Services, limit
   }
 
   const credentials = parseUserBasic(ctx.get('authorization'));
+  let user: User | null = null;
   if (credentials) {
-    const limited = await signIns.check(credentials.username);
-    if (limited.limited) {
-      ctx.set('Retry-After', String(limited.retryAfterSeconds));
+    const candidates = credentialCandidates(credentials);
+    const username = signInName(credentials, candidates);
+    const outcome = await limitedSignIn(signIns, { username, address, guesses: Math.max(1, candidates.length) }, () => authenticateUser(services, candidates));
+    if (outcome.kind === 'limited' || outcome.kind === 'busy') {
+      ctx.set('Retry-After', String(outcome.retryAfterSeconds));
       return answer(ctx, 429, { error: 'slow_down' });
     }
-  }
-  const user = credentials ? await authenticateUser(services, credentials.username, credentials.password) : null;
-  if (!user) {
-    if (credentials) {
-      await signIns.recordFailure(credentials.username);
-      services.events.record({ action: 'LOGIN_FAILED', requestId, username: credentials.username.slice(0, 150), context: { via: 'device JSON form' } });
+    if (outcome.kind === 'failed') {
+      services.events.record({ action: 'LOGIN_FAILED', requestId, username: username.slice(0, 150), context: { via: 'device JSON form' } });
+    } else {
+      user = outcome.user;
     }
+  }
+  if (!user) {
     ctx.set('WWW-Authenticate', 'Basic realm="tessera", charset="UTF-8"');
     return answer(ctx, 401, { error: 'invalid_credentials' });
   }

@@ -13,6 +13,7 @@ import type { User } from '../domain/model.js';
 import { displayUserCode, MAX_USER_CODE_ENTRY } from '../domain/device-flow.js';
 import { userCodeAlphabet } from '../domain/providers.js';
 import { createUserCodeLimiter, FailedSignInLimiter, type WrongUserCodeLimiter } from '../domain/rate-limits.js';
+import { limitedSignIn } from './sign-in.js';
 import { isPerson, isUsable } from '../domain/users.js';
 import { readFormBody, type FormParams } from '../http/body.js';
 import { OAuthError } from '../oauth/errors.js';
@@ -30,6 +31,7 @@ const MESSAGES = {
   limited: 'Too many wrong codes. Wait a minute, then try again.',
   signIn: 'Wrong username or password.',
   signInLimited: 'Too many failed sign-ins for this account. Wait a few minutes, then try again.',
+  signInBusy: 'Too many sign-ins at this moment. Wait a second, then try again.',
   csrf: 'This form has expired or was not sent from this page. Please try again.',
   badForm: 'The form could not be read. Please try again.',
 };
@@ -79,7 +81,7 @@ async function currentUser(services: Services, session: DeviceSession | null): P
 /** Shows the consent page for a code, or the code page with the reason it cannot be used. */
 async function showCode(p: PageContext, code: string): Promise<void> {
   const frame = { nonce: p.nonce, csrf: p.session.csrf, username: p.user!.username };
-  const found = await lookupUserCode(p.services, p.limiter, code, { address: p.ctx.ip, userId: p.user!.id });
+  const found = await lookupUserCode(p.services, p.limiter, code, { address: p.ctx.state.clientAddress as string, userId: p.user!.id });
   if (found.kind === 'limited') {
     p.ctx.set('Retry-After', String(found.retryAfterSeconds));
     return send(p.ctx, 429, enterCodePage({ ...frame, title: 'Too many attempts', code, error: MESSAGES.limited }));
@@ -121,16 +123,21 @@ async function postPage(p: PageContext, body: FormParams): Promise<void> {
   if (action === 'signin') {
     const username = body.get('username')?.trim() ?? '';
     const password = body.get('password') ?? '';
-    const limited = username ? await p.signIns.check(username) : { limited: false as const };
-    if (limited.limited) {
-      ctx.set('Retry-After', String(limited.retryAfterSeconds));
-      return send(ctx, 429, signInPage({ nonce: p.nonce, title: 'Sign in', csrf: p.session.csrf, code, error: MESSAGES.signInLimited, formUsername: username }));
-    }
     // People sign in with their login password; app passwords are for machines (and the JSON form).
     // Only people approve devices: a service account with a password is refused like a wrong one.
-    const verified = username && password ? await services.users.verifyPassword(username, password) : null;
-    const user = verified && isPerson(verified) ? verified : null;
-    if (!user && username) await p.signIns.recordFailure(username);
+    const verifyPerson = async (): Promise<User | null> => {
+      const verified = password ? await services.users.verifyPassword(username, password) : null;
+      return verified && isPerson(verified) ? verified : null;
+    };
+    const outcome = username
+      ? await limitedSignIn(p.signIns, { username, address: ctx.state.clientAddress as string }, verifyPerson)
+      : { kind: 'failed' as const };
+    if (outcome.kind === 'limited' || outcome.kind === 'busy') {
+      ctx.set('Retry-After', String(outcome.retryAfterSeconds));
+      const error = outcome.kind === 'limited' ? MESSAGES.signInLimited : MESSAGES.signInBusy;
+      return send(ctx, 429, signInPage({ nonce: p.nonce, title: 'Sign in', csrf: p.session.csrf, code, error, formUsername: username }));
+    }
+    const user = outcome.kind === 'signed_in' ? outcome.user : null;
     services.events.record({
       action: user ? 'LOGIN' : 'LOGIN_FAILED', requestId, username: username.slice(0, 150) || null, context: { via: 'device page' },
     });
@@ -160,7 +167,7 @@ async function postPage(p: PageContext, body: FormParams): Promise<void> {
     if (!code || (decision !== 'allow' && decision !== 'deny')) {
       return send(ctx, 400, enterCodePage({ ...frame, title: 'Enter your code', code, error: MESSAGES.badForm }));
     }
-    const found = await lookupUserCode(services, p.limiter, code, { address: ctx.ip, userId: p.user.id });
+    const found = await lookupUserCode(services, p.limiter, code, { address: ctx.state.clientAddress as string, userId: p.user.id });
     if (found.kind === 'limited') {
       ctx.set('Retry-After', String(found.retryAfterSeconds));
       return send(ctx, 429, enterCodePage({ ...frame, title: 'Too many attempts', code, error: MESSAGES.limited }));
@@ -182,7 +189,7 @@ async function postPage(p: PageContext, body: FormParams): Promise<void> {
 
 export function registerVerificationRoutes(router: Router, services: Services): void {
   const limiter = createUserCodeLimiter(services.store);
-  const signIns = new FailedSignInLimiter(services.store);
+  const signIns = new FailedSignInLimiter(services.store, services.config.signInPerAddress);
   const sessionOptions: SessionOptions = { secure: services.config.publicUrl.startsWith('https:'), sessions: new DeviceSessionStore(services.store) };
 
   both(router, ['GET', 'POST'], '/device', async (ctx) => {

@@ -98,11 +98,13 @@ describe('request ids', () => {
     assert.equal(ids.size, responses.length, 'a fresh id per request');
   });
 
-  test('a sane incoming X-Request-Id is honoured', async () => {
+  test("a client's X-Request-Id never becomes the request's id (contract, version 2: request ids are the server's own)", async () => {
     const id = 'trace-1234.abcd:EF_gh';
     const response = await fetch(`${url}/nothing-here`, { headers: { 'x-request-id': id } });
-    assert.equal(response.headers.get('x-request-id'), id);
-    assert.equal(((await response.json()) as { request_id: string }).request_id, id);
+    const own = response.headers.get('x-request-id') ?? '';
+    assert.notEqual(own, id);
+    assert.match(own, /^[A-Za-z0-9]{32}$/);
+    assert.equal(((await response.json()) as { request_id: string }).request_id, own);
   });
 
   for (const [name, insane] of [
@@ -293,7 +295,8 @@ describe('the request log', () => {
 
       const requests = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request');
       assert.ok(requests.length >= 4, `${requests.length} request lines`);
-      const token = requests.find((l) => l.requestId === 'log-test-request-1');
+      const token = requests.find((l) => l.clientRequestId === 'log-test-request-1');
+      assert.notEqual(token?.requestId, 'log-test-request-1', "the client's id is kept beside the server's, never as it");
       assert.equal(token?.path, '/application/o/token/');
       assert.equal(token?.method, 'POST');
       assert.equal(token?.status, 401);

@@ -216,6 +216,37 @@ describe('brute-force protection (RFC 8628 §5.1)', () => {
     assert.equal(over.status, 429);
     assert.deepEqual(over.body, { error: 'slow_down' });
   });
+
+  test('40 wrong codes in parallel: at most 20 are looked up, the rest are 429 (each entry counts before the lookup)', async () => {
+    const user = await seedUser(limited);
+    const collection = limited.server.services.store.deviceAuthorizations;
+    const find = collection.find.bind(collection);
+    let lookups = 0;
+    // Counts the store's user-code lookups (the real store still answers them).
+    collection.find = (filter, options) => {
+      if (filter && typeof filter === 'object' && 'userCode' in filter) lookups += 1;
+      return find(filter, options);
+    };
+    try {
+      const letters = 'BCDFGHJKLMNPQRSTVWXZ';
+      const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => decideFrom('127.0.0.30', limited.url, user, `DDDD-${letters[i % 20]}${letters[Math.floor(i / 20)]}DD`)));
+      const wrong = answers.filter((a) => a.status === 400).length;
+      assert.ok(lookups <= 20, `${lookups} codes were looked up`);
+      assert.ok(wrong <= 20, `${wrong} answered invalid_user_code`);
+      assert.equal(answers.filter((a) => a.status === 429).length, 40 - wrong);
+    } finally {
+      collection.find = find;
+    }
+  });
+
+  test('a right code does not count against the limit', async () => {
+    const user = await seedUser(limited);
+    for (let i = 0; i < 25; i++) {
+      const codes = await startDevice(limited, tvClient);
+      const answer = await decideFrom('127.0.0.31', limited.url, user, codes.user_code);
+      assert.equal(answer.status, 200, `code ${i + 1}`);
+    }
+  });
 });
 
 /** A tiny cookie jar over fetch, as a browser without JavaScript would behave. */

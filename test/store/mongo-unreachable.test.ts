@@ -96,10 +96,11 @@ describe('the MongoDB adapter with MongoDB out of reach', () => {
     const original = console.error;
     console.error = (...args: unknown[]) => void printed.push(args);
     try {
-      const limiter = new FailedSignInLimiter(store);
-      const { error } = await timed(() => limiter.recordFailure('ada'));
+      const limiter = new FailedSignInLimiter(store, 100);
+      const attempt = { username: 'ada', address: '127.0.0.1' };
+      const { error } = await timed(() => limiter.consume(attempt));
       assert.ok(error instanceof StoreUnavailableError, String(error));
-      assert.ok((await timed(() => limiter.check('ada'))).error instanceof StoreUnavailableError);
+      assert.ok((await timed(() => limiter.refund(attempt))).error instanceof StoreUnavailableError);
       // The library's own index creation (left on) would have failed by now, on console.error.
       await new Promise((resolve) => setTimeout(resolve, SELECTION_MS + 200));
     } finally {

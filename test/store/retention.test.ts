@@ -13,6 +13,7 @@ import { ConfigError, loadConfig } from '../../src/config.js';
 import type { AuditEvent } from '../../src/domain/model.js';
 import { makeEvent } from './contract.js';
 import { postForm, startTestServer } from '../helpers/server.js';
+import { seedMachineClient, seedMachineProvider } from '../helpers/seed.js';
 
 const DAY = 86_400_000;
 
@@ -96,10 +97,12 @@ test('TESSERA_EVENT_RETENTION_DAYS and TESSERA_EMBEDDED_MAX_EVENTS default to 30
 test('a server started with TESSERA_EMBEDDED_MAX_EVENTS keeps its audit log to that many events', { timeout: 60_000 }, async () => {
   const t = await startTestServer({ TESSERA_EMBEDDED_MAX_EVENTS: '1000' });
   try {
-    // Each refused token request writes one audit event.
+    // Each refused token request of a known client writes one audit event (those naming no known
+    // client are limited to 60 a minute per address).
+    const client = await seedMachineClient(t, await seedMachineProvider(t));
     for (let round = 0; round < 15; round++) {
       await Promise.all(Array.from({ length: 100 }, () =>
-        postForm(`${t.url}/application/o/token/`, { grant_type: 'client_credentials', client_id: 'nobody', client_secret: 'x' })));
+        postForm(`${t.url}/application/o/token/`, { grant_type: 'client_credentials', client_id: client.clientId, client_secret: 'wrong' })));
     }
     await t.server.services.events.flush();
     const kept = await t.server.services.store.events.count({});

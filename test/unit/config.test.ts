@@ -195,3 +195,36 @@ describe('TESSERA_LOG_LEVEL', () => {
     assert.match(error.message, /fatal, error, warn, info, debug, trace, silent/);
   });
 });
+
+describe('the limits: TESSERA_SIGNIN_PER_ADDRESS and TESSERA_DEVICE_AUTHORIZATIONS_PER_MINUTE', () => {
+  test('defaults are 100 failed sign-ins per address in 5 minutes and 60 device authorizations per address a minute', () => {
+    const config = loadConfig({});
+    assert.equal(config.signInPerAddress, 100);
+    assert.equal(config.deviceAuthorizationsPerMinute, 60);
+  });
+  test('whole numbers from 1 are taken', () => {
+    const config = loadConfig({ TESSERA_SIGNIN_PER_ADDRESS: '1', TESSERA_DEVICE_AUTHORIZATIONS_PER_MINUTE: '999999' });
+    assert.equal(config.signInPerAddress, 1);
+    assert.equal(config.deviceAuthorizationsPerMinute, 999999);
+  });
+  for (const bad of ['0', '-5', 'many', '1e3', '1000000']) {
+    test(`${JSON.stringify(bad)} is refused`, () => {
+      refuses({ TESSERA_SIGNIN_PER_ADDRESS: bad }, 'TESSERA_SIGNIN_PER_ADDRESS');
+      refuses({ TESSERA_DEVICE_AUTHORIZATIONS_PER_MINUTE: bad }, 'TESSERA_DEVICE_AUTHORIZATIONS_PER_MINUTE');
+    });
+  }
+});
+
+describe('TESSERA_TRUST_PROXY', () => {
+  test('none by default', () => {
+    assert.deepEqual(loadConfig({}).trustProxy, []);
+  });
+  test('a comma-separated list of addresses and CIDR ranges, IPv4 and IPv6, spaces around commas allowed', () => {
+    assert.deepEqual(loadConfig({ TESSERA_TRUST_PROXY: '10.0.0.1, 192.168.0.0/16,::1,fd00::/8' }).trustProxy, ['10.0.0.1', '192.168.0.0/16', '::1', 'fd00::/8']);
+  });
+  for (const bad of ['proxy.internal', '10.0.0.0/33', 'fd00::/129', '10.0.0.256', '10.0.0.0/', '10.0.0.0/8/8', '*']) {
+    test(`${JSON.stringify(bad)} is refused`, () => {
+      refuses({ TESSERA_TRUST_PROXY: bad }, 'TESSERA_TRUST_PROXY');
+    });
+  }
+});
