@@ -138,8 +138,10 @@ test('TESSERA_EVENT_RETENTION_DAYS stops at 24,855 days, the most a TTL index ho
 
 test('the index names are MongoDB\'s defaults, so indexes made by earlier releases are the same ones', () => {
   const users = indexesFor('users', COLLECTION_SPECS.users);
-  assert.deepEqual(users.map((index) => index.name).sort(), ['createdAt_1', 'expiresAt_1', 'type_1', 'username_1']);
+  assert.deepEqual(users.map((index) => index.name).sort(), ['createdAt_1', 'expiresAt_1', 'identityKey_1', 'type_1', 'username_1']);
   assert.deepEqual(users.find((index) => index.name === 'username_1'), { key: { username: 1 }, name: 'username_1', unique: true, sparse: true });
+  // Generated accounts' identity key (trust issue): unique, and absent on every other user.
+  assert.deepEqual(users.find((index) => index.name === 'identityKey_1'), { key: { identityKey: 1 }, name: 'identityKey_1', unique: true, sparse: true });
   assert.equal(users.find((index) => index.name === 'expiresAt_1')?.expireAfterSeconds, 0);
   const devices = indexesFor('deviceAuthorizations', COLLECTION_SPECS.deviceAuthorizations);
   assert.equal(devices.find((index) => index.name === 'expiresAt_1')?.expireAfterSeconds, 3_600);
