@@ -22,13 +22,21 @@ export function jsonBody(limit: number): Middleware {
       ctx.body = { errors: [{ message: tooLarge ? `the request body exceeds ${limit} bytes` : 'the request body is not valid UTF-8', extensions: { code: 'BAD_REQUEST' } }] };
       return;
     }
+    let parsed: unknown;
     try {
-      (ctx.request as unknown as { body: unknown }).body = text === '' ? {} : JSON.parse(text);
+      parsed = text === '' ? {} : JSON.parse(text);
     } catch {
       ctx.status = 400;
       ctx.body = { errors: [{ message: 'the request body is not valid JSON', extensions: { code: 'BAD_REQUEST' } }] };
       return;
     }
+    // `null` or a bare value would reach Apollo's integration as "no body parser": a 500.
+    if (parsed === null || typeof parsed !== 'object') {
+      ctx.status = 400;
+      ctx.body = { errors: [{ message: 'the request body must be a JSON object', extensions: { code: 'BAD_REQUEST' } }] };
+      return;
+    }
+    (ctx.request as unknown as { body: unknown }).body = parsed;
     await next();
   };
 }
