@@ -122,14 +122,14 @@ describe('federated sources with remote keys', () => {
     host.keys = [key.publicJwk];
     const { source, clientId } = await sourceAndClient({ oidcDiscoveryUrl: `${host.url}/.well-known/openid-configuration` });
     const before = host.fetches;
-    const response = await exchange(clientId, await jwtOf(key, 'pod-a'));
+    const response = await exchange(clientId, await jwtOf(key, 'pod-a', host.url));
     assert.equal(response.status, 200, JSON.stringify(response.body));
     assert.equal(host.fetches, before + 1);
     const stored = await t.server.services.store.federatedSources.findOne({ id: source.id });
     assert.ok(stored?.keysFetchedAt, 'keysFetchedAt is set');
     assert.deepEqual(stored.jwks?.keys.map((k) => k.kid), [key.kid]);
     // Known keys are used as they are: no fetch per request.
-    const again = await exchange(clientId, await jwtOf(key, 'pod-b'));
+    const again = await exchange(clientId, await jwtOf(key, 'pod-b', host.url));
     assert.equal(again.status, 200);
     assert.equal(host.fetches, before + 1);
   });
@@ -229,10 +229,23 @@ describe('what fetching keys refuses', () => {
     host.keys = [key.publicJwk];
     const { clientId } = await sourceAndClient({ oidcDiscoveryUrl: `${host.url}/other/.well-known/openid-configuration` });
     const before = host.fetches;
-    const response = await exchange(clientId, await jwtOf(key, 'x'));
+    const response = await exchange(clientId, await jwtOf(key, 'x', `${host.url}/other`));
     assert.equal(response.body.error, 'invalid_grant');
     assert.match(await failureReason(response), /could not fetch keys: oidcDiscoveryUrl answered a discovery document for another issuer/);
     assert.equal(host.fetches, before, 'its jwks_uri was not fetched');
+  });
+
+  test('a discovery source without an issuer of its own requires the issuer its URL names in iss', async () => {
+    const key = await newKey();
+    host.keys = [key.publicJwk];
+    const { clientId } = await sourceAndClient({ oidcDiscoveryUrl: `${host.url}/.well-known/openid-configuration` });
+    for (const iss of [undefined, 'https://someone.else.example', `${host.url}/`]) {
+      const refused = await exchange(clientId, await jwtOf(key, 'x', iss));
+      assert.equal(refused.body.error, 'invalid_grant', String(iss));
+      assert.match(await failureReason(refused), /iss/, String(iss));
+    }
+    const accepted = await exchange(clientId, await jwtOf(key, 'x', host.url));
+    assert.equal(accepted.status, 200, JSON.stringify(accepted.body));
   });
 
   test('a discovery document naming another issuer than the source\'s issuer', async () => {

@@ -17,6 +17,7 @@ import type { FederatedSource } from '../model.js';
 import type { Collections } from '../../store/ports.js';
 import { TtlCache } from '../cache.js';
 import { DEFAULT_SOURCE_KEY_OPTIONS, SourceKeyCache, isRemoteSource, type KeySet, type SourceKeyOptions } from './source-keys.js';
+import { expectedIssuer } from './fetch-jwks.js';
 
 /** Asymmetric algorithms only: never `none`, never HMAC (a public key is not a shared secret). */
 export const ASSERTION_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
@@ -109,20 +110,22 @@ export class SourceJwtVerifier {
     const sources = await this.loadSources(sourceIds);
     if (sources.length === 0) throw new AssertionRejected('no_sources', 'the provider has no federated sources');
     // The unverified iss only orders the attempts; each source still checks iss itself.
-    const candidates = sources.filter((s) => s.issuer === null || s.issuer === payload.iss);
+    // A discovery source without an issuer of its own checks the issuer its discovery URL names.
+    const issuers = new Map(sources.map((s) => [s.id, expectedIssuer(s)]));
+    const candidates = sources.filter((s) => issuers.get(s.id) === null || issuers.get(s.id) === payload.iss);
     if (candidates.length === 0) {
       throw new AssertionRejected(
         'iss_mismatch',
-        `iss ${JSON.stringify(payload.iss ?? null)} matches none of the sources' issuers (${sources.map((s) => `${s.slug}: ${s.issuer}`).join(', ')})`,
+        `iss ${JSON.stringify(payload.iss ?? null)} matches none of the sources' issuers (${sources.map((s) => `${s.slug}: ${issuers.get(s.id)}`).join(', ')})`,
       );
     }
-    candidates.sort((a, b) => Number(b.issuer !== null) - Number(a.issuer !== null));
+    candidates.sort((a, b) => Number(issuers.get(b.id) !== null) - Number(issuers.get(a.id) !== null));
     // Sources that still need their first fetch are fetched side by side: the wait is one timeout, not one per source.
     if (candidates.length > 1) await Promise.all(candidates.map((s) => this.keys.current(s)));
     const rejections: AssertionRejected[] = [];
     for (const source of candidates) {
       try {
-        return await this.verifyWithSource(jwt, header, source, audiences);
+        return await this.verifyWithSource(jwt, header, source, issuers.get(source.id) ?? null, audiences);
       } catch (error) {
         if (!(error instanceof AssertionRejected)) throw error;
         rejections.push(error);
@@ -134,7 +137,7 @@ export class SourceJwtVerifier {
   }
 
   private async verifyWithSource(
-    jwt: string, header: ProtectedHeaderParameters, source: FederatedSource, audiences: readonly string[],
+    jwt: string, header: ProtectedHeaderParameters, source: FederatedSource, issuer: string | null, audiences: readonly string[],
   ): Promise<VerifiedAssertion> {
     const reject = (reason: AssertionRejectionReason, detail: string) => new AssertionRejected(reason, detail, source.slug);
     const current = await this.keys.current(source);
@@ -144,7 +147,7 @@ export class SourceJwtVerifier {
       algorithms: [...ASSERTION_ALGORITHMS],
       clockTolerance: CLOCK_SKEW_SECONDS,
       requiredClaims: ['exp'],
-      ...(source.issuer !== null ? { issuer: source.issuer } : {}),
+      ...(issuer !== null ? { issuer } : {}),
       audience: source.audience !== null ? source.audience : [...audiences],
     };
     let payload: JWTPayload;
@@ -237,7 +240,7 @@ function translate(error: unknown, source: FederatedSource, header: ProtectedHea
     const p = error.payload;
     switch (error.claim) {
       case 'nbf': return reject('not_yet_valid', `the JWT is not valid before ${isoDate(p.nbf)} (nbf)`);
-      case 'iss': return reject('iss_mismatch', `iss ${JSON.stringify(p.iss ?? null)} is not source ${source.slug}'s issuer ${JSON.stringify(source.issuer)}`);
+      case 'iss': return reject('iss_mismatch', `iss ${JSON.stringify(p.iss ?? null)} is not source ${source.slug}'s issuer ${JSON.stringify(options.issuer ?? null)}`);
       case 'aud': return reject('aud_mismatch', source.audience !== null
         ? `aud ${JSON.stringify(p.aud ?? null)} does not contain source ${source.slug}'s audience ${JSON.stringify(source.audience)}`
         : `aud ${JSON.stringify(p.aud ?? null)} contains none of ${JSON.stringify(options.audience)} (source ${source.slug} sets no audience, so the provider's issuer or token endpoint is required)`);
