@@ -24,6 +24,8 @@ export interface Config {
   eventRetentionDays: number;
   /** The embedded store keeps the newest this many audit events (on disk, with a small index of each in memory). */
   embeddedMaxEvents: number;
+  /** TESSERA_DURABILITY: `full` fsyncs every embedded-store commit (survives power loss), `normal` at checkpoints. */
+  durability: 'normal' | 'full';
 }
 
 export class ConfigError extends Error {
@@ -58,6 +60,7 @@ const rules = {
   TESSERA_WORKERS: integer(1, 64),
   TESSERA_EVENT_RETENTION_DAYS: integer(1, 36500),
   TESSERA_EMBEDDED_MAX_EVENTS: integer(1000, 999999),
+  TESSERA_DURABILITY: z.enum(['normal', 'full'], { error: 'must be normal or full' }),
 } as const;
 
 function read<K extends keyof typeof rules>(env: NodeJS.ProcessEnv, name: K, fallback?: string): z.infer<(typeof rules)[K]> | undefined {
@@ -89,6 +92,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workers: read(env, 'TESSERA_WORKERS', '1')!,
     eventRetentionDays: read(env, 'TESSERA_EVENT_RETENTION_DAYS', '30')!,
     embeddedMaxEvents: read(env, 'TESSERA_EMBEDDED_MAX_EVENTS', '100000')!,
+    durability: read(env, 'TESSERA_DURABILITY', 'normal')!,
   };
 }
 

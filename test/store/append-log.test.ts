@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type NedbModule from '@seald-io/nedb';
 import { serializeForDatafile, useAppendLog } from '../../src/store/embedded/append-log.js';
-import { openEmbeddedStore } from '../../src/store/embedded/embedded-store.js';
+import { openEmbeddedStore } from '../../src/store/sqlite/sqlite-store.js';
 import { makeEvent, makeUser } from './contract.js';
 
 type Doc = Record<string, unknown>;

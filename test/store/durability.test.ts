@@ -9,11 +9,11 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { openEmbeddedStore } from '../../src/store/embedded/embedded-store.js';
+import { openEmbeddedStore } from '../../src/store/sqlite/sqlite-store.js';
 import { ConflictError, withRepositories } from '../../src/store/index.js';
 import { makeDeviceAuthorization, makeEvent, makeRevokedToken, makeUser } from './contract.js';
 
-const STORE_MODULE = new URL('../../src/store/embedded/embedded-store.js', import.meta.url).href;
+const STORE_MODULE = new URL('../../src/store/sqlite/sqlite-store.js', import.meta.url).href;
 const KILL_AFTER = 300;
 
 /**

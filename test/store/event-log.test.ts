@@ -14,7 +14,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type NedbModule from '@seald-io/nedb';
 import { openEventLog } from '../../src/store/embedded/event-log.js';
-import { nedbFilter } from '../../src/store/embedded/embedded-store.js';
+import { nedbFilter } from '../../src/store/sqlite/sqlite-store.js';
 import { serializeForDatafile } from '../../src/store/embedded/append-log.js';
 import { COLLECTION_SPECS, collectionSpecs } from '../../src/store/specs.js';
 import { fromStored, toStored, toStoredFilter, toStoredSort } from '../../src/store/codec.js';

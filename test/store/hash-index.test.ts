@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { HashTree } from '../../src/store/embedded/hash-index.js';
-import { openEmbeddedStore } from '../../src/store/embedded/embedded-store.js';
+import { openEmbeddedStore } from '../../src/store/sqlite/sqlite-store.js';
 import { ConflictError } from '../../src/store/errors.js';
 import { makeDeviceAuthorization, makeRevokedToken } from './contract.js';
 

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type NedbModule from '@seald-io/nedb';
 import { compileQuery, countMatching, orderedFind } from '../../src/store/embedded/sorted-page.js';
-import { openEmbeddedStore } from '../../src/store/embedded/embedded-store.js';
+import { openEmbeddedStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Filter, StoreAdapter } from '../../src/store/ports.js';
 import type { User, UserType } from '../../src/domain/model.js';
 
