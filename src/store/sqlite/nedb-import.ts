@@ -6,7 +6,8 @@
  *
  * The format is read here rather than through NeDB, which is no longer a dependency: one JSON
  * record per line, Dates as {"$$date": ms}; a later line for an _id replaces the earlier one,
- * {"$$deleted": true, "_id": …} removes it, and {"$$indexCreated": …} lines describe indexes.
+ * {"$$deleted": true, "_id": …} removes it, and {"$$indexCreated": …} and
+ * {"$$indexRemoved": …} lines describe indexes.
  * Lines that do not parse are skipped (a kill -9 can leave the last one half-written), but, as
  * NeDB did, a file with more than a tenth of them is refused rather than half-imported.
  */
@@ -44,7 +45,7 @@ export function readNedbFile(file: string): Map<string, Doc> {
       corrupt++;
       continue;
     }
-    if (doc.$$indexCreated !== undefined) continue;
+    if (doc.$$indexCreated !== undefined || doc.$$indexRemoved !== undefined) continue;
     if (typeof doc._id !== 'string') {
       corrupt++;
       continue;
