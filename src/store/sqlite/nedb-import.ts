@@ -73,7 +73,7 @@ export async function importNedbDataDir(dataDir: string, db: Database.Database):
     if (db.prepare('SELECT 1 FROM tessera_meta WHERE key = ?').get(MARKER)) return;
     for (const { name, file } of files) {
       // NeDB enforced the unique keys, so nothing collides but the same _id: the datafile wins.
-      const insert = db.prepare(`INSERT OR REPLACE INTO "${name}" (id, doc, dates) VALUES (?, ?, ?)`);
+      const insert = db.prepare(`INSERT OR REPLACE INTO "${name}" (id, doc, dates) VALUES (?, jsonb(?), ?)`);
       const records = readNedbFile(file);
       for (const [id, doc] of records) {
         const row = encodeRow(doc);

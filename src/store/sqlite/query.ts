@@ -48,19 +48,59 @@ function bracket(value: Param): string {
   return typeof value === 'string' ? `= 'text'` : `IN ('integer', 'real')`;
 }
 
+/** The text a regular expression matches when it is a literal (every special character escaped), else null. */
+function literalOf(pattern: RegExp): string | null {
+  if (!/^(?:[^.*+?^${}()|[\]\\]|\\[.*+?^${}()|[\]\\/-])*$/.test(pattern.source)) return null;
+  return pattern.source.replace(/\\(.)/g, '$1');
+}
+
+/** The fields of a collection kept in its trigram index (specs.ts `search`), and that index's table. */
+export interface SearchIndex {
+  table: string;
+  fields: ReadonlySet<string>;
+  /** Whether an FTS5 query has few enough matches that fetching them all beats walking a sorted index. */
+  selective(query: string): boolean;
+}
+
+export interface CompilerOptions {
+  /** The stored fields compared as scalars: the indexed ones, and the id. */
+  scalar: ReadonlySet<string>;
+  jsonFields?: readonly string[] | undefined;
+  search?: SearchIndex | null;
+}
+
 export class FilterCompiler {
   readonly params: Param[] = [];
+  private readonly scalar: ReadonlySet<string>;
+  private readonly jsonFields: readonly string[];
+  private readonly search: SearchIndex | null;
+  /** Inside $and: terms the planner is not offered (see where). */
+  private depth = 0;
 
-  /** `scalar`: the stored fields compared as scalars (the indexed ones, and the id). */
-  constructor(private readonly scalar: ReadonlySet<string>, private readonly jsonFields: readonly string[] = []) {}
+  constructor(options: CompilerOptions) {
+    this.scalar = options.scalar;
+    this.jsonFields = options.jsonFields ?? [];
+    this.search = options.search ?? null;
+  }
 
-  /** The condition of a stored filter, as one SQL boolean expression. */
+  /**
+   * The condition of a stored filter, as one SQL boolean expression. The port's convention (see
+   * domain/users.ts): a condition under $and is not selective (a type, an action shared by many
+   * records), so its index is not offered to the planner, which walks the sort's index instead.
+   */
   where(filter: Doc): string {
     const terms: string[] = [];
     for (const [key, value] of Object.entries(filter)) {
       if (value === undefined) continue;
       if (key === '$or' || key === '$and') {
+        const searched = key === '$or' ? this.searched(value as Doc[]) : null;
+        if (searched) {
+          terms.push(searched);
+          continue;
+        }
+        if (key === '$and') this.depth++;
         const branches = (value as Doc[]).map((branch) => this.where(branch));
+        if (key === '$and') this.depth--;
         terms.push(branches.length === 0 ? (key === '$or' ? '0' : '1') : `(${branches.join(key === '$or' ? ' OR ' : ' AND ')})`);
       } else if (key.startsWith('$')) {
         throw new Error(`unsupported filter operator ${key}`);
@@ -79,7 +119,8 @@ export class FilterCompiler {
   /** `test` of the field's value, or of any element when the field holds an array. */
   private any(field: string, test: (value: string) => string): string {
     const column = fieldExpression(field);
-    if (this.scalar.has(field)) return test(column);
+    // Unary + keeps the expression from matching its index (SQLite's documented way).
+    if (this.scalar.has(field)) return test(this.depth > 0 ? `+${column}` : column);
     const path = jsonPath(field);
     // Left to right, as the parameters are bound: the array branch first.
     const inArray = test('value');
@@ -114,7 +155,44 @@ export class FilterCompiler {
   }
 
   private regex(field: string, pattern: RegExp): string {
+    const literal = literalOf(pattern);
+    // An ASCII literal, case-insensitive or not: instr() over SQLite's lower(), which folds ASCII
+    // only, as JavaScript's /i does for an ASCII pattern without the u flag. Otherwise the RegExp.
+    if (literal !== null && /^[\x20-\x7e]*$/.test(literal) && /^i?$/.test(pattern.flags)) {
+      const folded = pattern.flags === 'i';
+      return this.any(field, (x) => `(typeof(${x}) = 'text' AND instr(${folded ? `lower(${x})` : x}, ${this.bind(folded ? literal.toLowerCase() : literal)}) > 0)`);
+    }
     return this.any(field, (x) => `tessera_regexp(${this.bind(pattern.source)}, ${this.bind(pattern.flags)}, ${x})`);
+  }
+
+  /**
+   * An $or of one literal searched in several fields of the trigram index (the users search):
+   * the index gives the candidates (every record holding the text, in any case), the literal test
+   * then decides exactly. Null when the $or is not one, the text is under a trigram long, or it
+   * matches many records: then a page is found sooner by walking its sorted index and testing.
+   */
+  private searched(branches: Doc[]): string | null {
+    if (!this.search || branches.length === 0) return null;
+    const fields: string[] = [];
+    let pattern: RegExp | null = null;
+    for (const branch of branches) {
+      const entries = Object.entries(branch);
+      if (entries.length !== 1) return null;
+      const [field, condition] = entries[0]!;
+      const regex = condition instanceof RegExp ? condition
+        : isOperators(condition) && Object.keys(condition).length === 1 && condition.$regex instanceof RegExp ? condition.$regex : null;
+      if (!regex || !this.search.fields.has(field)) return null;
+      if (pattern && (pattern.source !== regex.source || pattern.flags !== regex.flags)) return null;
+      pattern = regex;
+      fields.push(field);
+    }
+    const literal = literalOf(pattern!);
+    if (literal === null || [...literal].length < 3 || !/^i?$/.test(pattern!.flags)) return null;
+    const query = `{${fields.join(' ')}} : "${literal.replace(/"/g, '""')}"`;
+    if (!this.search.selective(query)) return null;
+    const candidates = `rowid IN (SELECT rowid FROM "${this.search.table}" WHERE "${this.search.table}" MATCH ${this.bind(query)})`;
+    const exact = branches.map((branch) => this.where(branch)).join(' OR ');
+    return `(${candidates} AND (${exact}))`;
   }
 
   private operator(field: string, op: string, operand: unknown): string {

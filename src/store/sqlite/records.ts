@@ -1,6 +1,7 @@
 /**
  * A stored record (codec.ts form: `_id`, JSON fields as text) as one row of the SQLite store: `doc`
- * is the record as JSON with every Date written as its epoch milliseconds (so the indexes and the
+ * is the record as JSON (kept as SQLite's binary JSONB, which json_extract reads without parsing
+ * text, and read back as text by json()) with every Date written as its epoch milliseconds (so the indexes and the
  * SQL comparisons order them as numbers), and `dates` lists the paths that held a Date, so that
  * they come back as Dates. Also applies the port's update operators to a record in memory, inside
  * the transaction that read it (sqlite-store.ts).

@@ -21,7 +21,7 @@ import type { DocumentCollection, Filter, FindOptions, StoreAdapter, Update } fr
 import { COLLECTION_NAMES, collectionSpecs, type CollectionSpec, type RetentionOptions } from '../specs.js';
 import { ConflictError } from '../errors.js';
 import { fromStored, toStored, toStoredFilter, toStoredSort, toStoredUpdate } from '../codec.js';
-import { FilterCompiler, fieldExpression, orderBy, type Param } from './query.js';
+import { FilterCompiler, fieldExpression, jsonPath, orderBy, type Param, type SearchIndex } from './query.js';
 import { applyUpdate, decodeRow, encodeRow, type Row } from './records.js';
 import { importNedbDataDir } from './nedb-import.js';
 
@@ -34,6 +34,8 @@ export const SWEEP_INTERVAL_MS = 60_000;
 /** Rows removed per sweep statement: a sweep yields to the event loop in between. */
 const SWEEP_CHUNK = 1_000;
 export const DEFAULT_EMBEDDED_MAX_EVENTS = 100_000;
+/** Matches of a substring search under which the trigram index gives the candidates (see query.ts). */
+const SELECTIVE_SEARCH = 1_000;
 export const DATABASE_FILE = 'tessera.db';
 
 export type Durability = 'normal' | 'full';
@@ -52,15 +54,57 @@ export interface EmbeddedStore extends StoreAdapter {
 
 const quote = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 
-interface IndexWanted { name: string; field: string; unique: boolean }
+interface IndexWanted { name: string; field: string; sql: string }
 
-/** The indexes of a collection, named `<table>__<field>` (`__u__` for unique ones). */
+/**
+ * The indexes of a collection, named `<table>__<field>` (`__u__` for unique ones). In a collection
+ * with a TTL, a plain index also holds the expiry, so that the TTL condition every query carries
+ * is decided from the index, without reading the record (a count of users of a type, a page).
+ */
 function indexesOf(name: string, spec: CollectionSpec): IndexWanted[] {
   const wanted = new Map<string, IndexWanted>();
-  for (const field of spec.unique) wanted.set(field, { name: `${name}__u__${field}`, field, unique: true });
-  const plain = [...spec.indexes, ...(spec.ttl ? [spec.ttl.field] : [])];
-  for (const field of plain) if (!wanted.has(field)) wanted.set(field, { name: `${name}__${field}`, field, unique: false });
+  const on = (columns: string[]) => `ON ${quote(name)} (${columns.join(', ')})`;
+  for (const field of spec.unique) {
+    const index = `${name}__u__${field}`;
+    wanted.set(field, { name: index, field, sql: `CREATE UNIQUE INDEX ${quote(index)} ${on([fieldExpression(field)])}` });
+  }
+  const ttl = spec.ttl ? [fieldExpression(spec.ttl.field)] : [];
+  for (const field of [...spec.indexes, ...(spec.ttl ? [spec.ttl.field] : [])]) {
+    if (wanted.has(field)) continue;
+    const index = `${name}__${field}`;
+    const columns = field === spec.ttl?.field ? ttl : [fieldExpression(field), ...ttl];
+    wanted.set(field, { name: index, field, sql: `CREATE INDEX ${quote(index)} ${on(columns)}` });
+  }
   return [...wanted.values()];
+}
+
+const searchTable = (name: string): string => `${name}__search`;
+
+/**
+ * The trigram index of a collection's `search` fields: an FTS5 table holding no copy of the text
+ * (contentless), kept by triggers, and filled from the records when it is new or its fields changed.
+ */
+function migrateSearch(db: Db, name: string, fields: string[] | undefined): void {
+  const fts = searchTable(name);
+  const create = fields && `CREATE VIRTUAL TABLE ${quote(fts)} USING fts5(${fields.map(quote).join(', ')}, `
+    + `content='', contentless_delete=1, tokenize='trigram')`;
+  const existing = db.prepare<[string]>(`SELECT sql FROM sqlite_master WHERE name = ?`).pluck().get(fts) as string | undefined;
+  if (existing === create) return;
+  for (const trigger of ['insert', 'delete', 'update']) db.exec(`DROP TRIGGER IF EXISTS ${quote(`${fts}_${trigger}`)}`);
+  if (existing) db.exec(`DROP TABLE ${quote(fts)}`);
+  if (!fields || !create) return;
+  db.exec(create);
+  const columns = ['rowid', ...fields.map(quote)].join(', ');
+  const valueOf = (row: string, field: string): string => `json_extract(${row}.doc, ${jsonPath(field)})`;
+  const values = (row: string): string => [`${row}.rowid`, ...fields.map((field) => valueOf(row, field))].join(', ');
+  const changed = fields.map((field) => `${valueOf('old', field)} IS NOT ${valueOf('new', field)}`);
+  db.exec(`INSERT INTO ${quote(fts)} (${columns}) SELECT ${values(quote(name))} FROM ${quote(name)}`);
+  db.exec(`CREATE TRIGGER ${quote(`${fts}_insert`)} AFTER INSERT ON ${quote(name)} BEGIN
+    INSERT INTO ${quote(fts)} (${columns}) VALUES (${values('new')}); END`);
+  db.exec(`CREATE TRIGGER ${quote(`${fts}_delete`)} AFTER DELETE ON ${quote(name)} BEGIN
+    DELETE FROM ${quote(fts)} WHERE rowid = old.rowid; END`);
+  db.exec(`CREATE TRIGGER ${quote(`${fts}_update`)} AFTER UPDATE ON ${quote(name)} WHEN ${changed.join(' OR ')} BEGIN
+    DELETE FROM ${quote(fts)} WHERE rowid = old.rowid; INSERT INTO ${quote(fts)} (${columns}) VALUES (${values('new')}); END`);
 }
 
 /** Creates the tables and the indexes COLLECTION_SPECS asks for, and drops the ones it no longer does. */
@@ -68,15 +112,16 @@ function migrate(db: Db, specs: Record<string, CollectionSpec>): void {
   db.transaction(() => {
     for (const name of COLLECTION_NAMES) {
       const table = quote(name);
-      db.exec(`CREATE TABLE IF NOT EXISTS ${table} (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL, dates TEXT)`);
+      db.exec(`CREATE TABLE IF NOT EXISTS ${table} (id TEXT PRIMARY KEY NOT NULL, doc BLOB NOT NULL, dates TEXT)`);
       const wanted = indexesOf(name, specs[name]!);
-      const existing = db.prepare<[string, string]>(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND name LIKE ? ESCAPE '!'`)
-        .pluck().all(name, `${name.replace(/[!%_]/g, '!$&')}!_!_%`) as string[];
-      const names = new Set(wanted.map((index) => index.name));
-      for (const index of existing) if (!names.has(index)) db.exec(`DROP INDEX ${quote(index)}`);
-      for (const index of wanted) {
-        db.exec(`CREATE ${index.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${quote(index.name)} ON ${table} (${fieldExpression(index.field)})`);
-      }
+      const existing = db.prepare<[string, string]>(`SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND name LIKE ? ESCAPE '!'`)
+        .all(name, `${name.replace(/[!%_]/g, '!$&')}!_!_%`) as { name: string; sql: string }[];
+      const built = new Map(existing.map((index) => [index.name, index.sql]));
+      const sqlOf = new Map(wanted.map((index) => [index.name, index.sql]));
+      // An index gone from specs.ts, or defined otherwise now, is dropped (and built again).
+      for (const [index, sql] of built) if (sqlOf.get(index) !== sql) db.exec(`DROP INDEX ${quote(index)}`);
+      for (const index of wanted) if (built.get(index.name) !== index.sql) db.exec(index.sql);
+      migrateSearch(db, name, specs[name]!.search);
     }
   }).immediate();
 }
@@ -127,6 +172,7 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
   private readonly scalar: Set<string>;
   private readonly fieldsByIndex: Map<string, string>;
   private readonly ttlColumn: string | null;
+  private readonly search: SearchIndex | null;
   private readonly updateTransaction: (selection: Selection, update: Doc, many: boolean) => Doc[];
   /** Records that can still come in before the collection may hold more than maxRecords (counted when negative). */
   private room = 0;
@@ -143,10 +189,17 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
     this.scalar = new Set(['_id', ...indexes.map((index) => index.field)]);
     this.fieldsByIndex = new Map(indexes.map((index) => [index.name, index.field]));
     this.ttlColumn = spec.ttl ? fieldExpression(spec.ttl.field) : null;
+    this.search = spec.search ? {
+      table: searchTable(name),
+      fields: new Set(spec.search),
+      selective: (query) => (this.statement(
+        `SELECT count(*) AS n FROM (SELECT 1 FROM ${quote(searchTable(name))} WHERE ${quote(searchTable(name))} MATCH ? LIMIT ${SELECTIVE_SEARCH})`,
+      ).get(query) as { n: number }).n < SELECTIVE_SEARCH,
+    } : null;
     this.updateTransaction = db.transaction((selection: Selection, update: Doc, many: boolean) => {
-      const rows = this.statement(`SELECT rowid, doc, dates FROM ${this.table} WHERE ${selection.where}${many ? '' : ' LIMIT 1'}`)
+      const rows = this.statement(`SELECT rowid, json(doc) AS doc, dates FROM ${this.table} WHERE ${selection.where}${many ? '' : ' LIMIT 1'}`)
         .all(...selection.params) as (Row & { rowid: number })[];
-      const write = this.statement(`UPDATE ${this.table} SET doc = ?, dates = ? WHERE rowid = ?`);
+      const write = this.statement(`UPDATE ${this.table} SET doc = jsonb(?), dates = ? WHERE rowid = ?`);
       return rows.map((row) => {
         const doc = decodeRow(row);
         applyUpdate(doc, update);
@@ -168,7 +221,7 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
 
   /** The WHERE of a port filter, with the TTL condition: expired records are never seen. */
   private select(filter: Filter): Selection {
-    const compiler = new FilterCompiler(this.scalar, this.spec.json);
+    const compiler = new FilterCompiler({ scalar: this.scalar, jsonFields: this.spec.json, search: this.search });
     let where = compiler.where(toStoredFilter(filter));
     if (this.ttlColumn) {
       where = `(${where}) AND (${this.ttlColumn} IS NULL OR ${this.ttlColumn} >= ?)`;
@@ -204,7 +257,7 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
 
   private insertRow(doc: T): Row {
     const row = encodeRow(toStored(doc, this.spec));
-    this.statement(`INSERT INTO ${this.table} (id, doc, dates) VALUES (?, ?, ?)`).run(doc.id, row.doc, row.dates);
+    this.statement(`INSERT INTO ${this.table} (id, doc, dates) VALUES (?, jsonb(?), ?)`).run(doc.id, row.doc, row.dates);
     return row;
   }
 
@@ -253,18 +306,24 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
 
   async findOne(filter: Filter): Promise<T | null> {
     const { where, params } = this.select(filter);
-    const row = this.statement(`SELECT doc, dates FROM ${this.table} WHERE ${where} LIMIT 1`).get(...params) as Row | undefined;
+    const row = this.statement(`SELECT json(doc) AS doc, dates FROM ${this.table} WHERE ${where} LIMIT 1`).get(...params) as Row | undefined;
     return row ? this.decode(row) : null;
   }
 
   async find(filter: Filter, options: FindOptions = {}): Promise<T[]> {
     const { where, params } = this.select(filter);
-    const sql = `SELECT doc, dates FROM ${this.table} WHERE ${where}${orderBy(toStoredSort(options.sort))} LIMIT ? OFFSET ?`;
+    const sql = `SELECT json(doc) AS doc, dates FROM ${this.table} WHERE ${where}${orderBy(toStoredSort(options.sort))} LIMIT ? OFFSET ?`;
     const rows = this.statement(sql).all(...params, options.limit ?? -1, options.skip ?? 0) as Row[];
     return rows.map((row) => this.decode(row));
   }
 
   async count(filter: Filter): Promise<number> {
+    if (this.ttlColumn && Object.values(filter).every((value) => value === undefined)) {
+      // Every record but the expired ones: SQLite counts a whole table without reading it, and
+      // the expired ones by their index, where the TTL condition would be read from every record.
+      const sql = `SELECT (SELECT count(*) FROM ${this.table}) - (SELECT count(*) FROM ${this.table} WHERE ${this.ttlColumn} < ?) AS n`;
+      return (this.statement(sql).get(this.expiryLimit()) as { n: number }).n;
+    }
     const { where, params } = this.select(filter);
     return (this.statement(`SELECT count(*) AS n FROM ${this.table} WHERE ${where}`).get(...params) as { n: number }).n;
   }
