@@ -50,6 +50,8 @@ export interface EmbeddedStoreOptions extends RetentionOptions {
 export interface EmbeddedStore extends StoreAdapter {
   /** Sweeps out every record past its TTL now (it also happens every SWEEP_INTERVAL_MS); resolves to how many went. */
   sweepExpired(): Promise<number>;
+  /** A PRAGMA's value on this connection (its settings: synchronous, journal_mode). */
+  pragma(name: string): unknown;
 }
 
 const quote = (name: string): string => `"${name.replace(/"/g, '""')}"`;
@@ -407,6 +409,7 @@ export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreO
       ping.get();
     },
     sweepExpired: sweep,
+    pragma: (name: string) => db.pragma(name, { simple: true }),
     async close() {
       if (closing) return;
       closing = true;
