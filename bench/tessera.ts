@@ -136,6 +136,8 @@ export async function startTessera(options: BenchOptions): Promise<Target> {
     TESSERA_DATA_DIR: dataDir,
     TESSERA_BOOTSTRAP_TOKEN: adminToken,
     TESSERA_LOG_LEVEL: 'warn',
+    // TESSERA_DURABILITY=full npm run bench:compare measures the fsync-per-write mode.
+    ...(process.env.TESSERA_DURABILITY ? { TESSERA_DURABILITY: process.env.TESSERA_DURABILITY } : {}),
   };
   const child = spawnServer('tessera', ['dist/src/main.js'], env, options.serverNodeArgs);
   const cleanup = async () => {

@@ -156,8 +156,8 @@ const sortedIds = (records: { id: string }[]): string[] => ids(records).sort();
 
 export function runStoreContract(name: string, open: OpenStore): void {
   describe(`store contract: ${name}`, () => {
-    // One store for the suite (opening one is slow: NeDB rewrites and fsyncs every datafile), emptied
-    // before each test, so that every test starts from empty collections.
+    // One store for the suite (opening one builds its indexes, or connects), emptied before each
+    // test, so that every test starts from empty collections.
     let opened: Awaited<ReturnType<OpenStore>> | undefined;
     before(async () => {
       opened = await open();
