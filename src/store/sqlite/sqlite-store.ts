@@ -17,7 +17,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { DocumentCollection, Filter, FindOptions, StoreAdapter, Update } from '../ports.js';
+import type { Collections, DocumentCollection, Filter, FindOptions, StoreAdapter, Update } from '../ports.js';
 import { COLLECTION_NAMES, collectionSpecs, type CollectionSpec, type RetentionOptions } from '../specs.js';
 import { ConflictError } from '../errors.js';
 import { fromStored, toStored, toStoredFilter, toStoredSort, toStoredUpdate } from '../codec.js';
@@ -53,6 +53,8 @@ export interface EmbeddedStore extends StoreAdapter {
   sweepExpired(): Promise<number>;
   /** A PRAGMA's value on this connection (its settings: synchronous, journal_mode). */
   pragma(name: string): unknown;
+  /** How SQLite would answer a find on a collection (EXPLAIN QUERY PLAN): for tests and diagnosis. */
+  plan(collection: keyof Collections, filter: Filter, options?: FindOptions): string[];
 }
 
 /** The field a SQLite unique-constraint error names (an index of ours, or the id), or null for another error. */
@@ -233,6 +235,13 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
     this.room = this.maxRecords - Math.min(count, this.maxRecords);
   }
 
+  /** SQLite's plan for find(filter, options): one line per step (EXPLAIN QUERY PLAN). */
+  plan(filter: Filter, options: FindOptions = {}): string[] {
+    const { where, params } = this.select(filter);
+    const sql = `EXPLAIN QUERY PLAN SELECT json(doc) AS doc, dates FROM ${this.table} WHERE ${where}${orderBy(toStoredSort(options.sort))} LIMIT ?`;
+    return (this.db.prepare<Param[]>(sql).all(...params, options.limit ?? -1) as { detail: string }[]).map((row) => row.detail);
+  }
+
   async findOne(filter: Filter): Promise<T | null> {
     const { where, params } = this.select(filter);
     const row = this.statement(`SELECT json(doc) AS doc, dates FROM ${this.table} WHERE ${where} LIMIT 1`).get(...params) as Row | undefined;
@@ -337,6 +346,7 @@ export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreO
     },
     sweepExpired: sweep,
     pragma: (name: string) => db.pragma(name, { simple: true }),
+    plan: (name: keyof Collections, filter: Filter, options?: FindOptions) => collections[name]!.plan(filter, options),
     async close() {
       if (closing) return;
       closing = true;
