@@ -261,6 +261,7 @@ export function runStoreContract(name: string, open: OpenStore): void {
         assert.deepEqual(last.map((e) => e.action), ['a4']);
         assert.deepEqual(await store.events.find({}, { skip: 5 }), []);
         assert.equal((await store.events.find({}, { limit: 3 })).length, 3);
+        assert.equal((await store.events.find({}, { limit: 0 })).length, 5, 'a limit of 0 is no limit, as in MongoDB');
       });
 
       test('find sorts by id through the `id` name', async (store) => {

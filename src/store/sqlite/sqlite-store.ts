@@ -4,12 +4,12 @@
  * and an expression index for each field specs.ts indexes, unique ones included (SQLite's unique
  * indexes let records without the field, or with null, share it: sparse, as specs.ts asks).
  *
- * Queries are compiled to SQL (query.ts) and each SQL text is prepared once. Every write is one
- * SQLite transaction, committed to the WAL before its promise resolves: an acknowledged write
- * survives the process being killed; with TESSERA_DURABILITY=full it is also fsynced before the
- * commit returns, and survives a power loss. updateOne reads and writes inside one IMMEDIATE
- * transaction, which holds the database's write lock: its filter is an atomic condition for every
- * connection to the file, in this process and in others.
+ * Queries are compiled to SQL (query.ts) and each SQL text is prepared once. The writes of one
+ * turn of the event loop share one IMMEDIATE transaction (group-commit.ts), committed to the WAL
+ * before any of their promises resolves: an acknowledged write survives the process being killed;
+ * with TESSERA_DURABILITY=full the commit is also fsynced, and survives a power loss. updateOne
+ * reads and writes while holding the database's write lock: its filter is an atomic condition for
+ * every connection to the file, in this process and in others.
  *
  * Records past their TTL (specs.ts) are invisible to every operation at once, and swept out by
  * their indexed expiry column at start and every SWEEP_INTERVAL_MS.
@@ -25,6 +25,7 @@ import { FilterCompiler, fieldExpression, orderBy, type Param, type SearchIndex 
 import { indexesOf, migrate, quote, searchTable } from './schema.js';
 import { applyUpdate, decodeRow, encodeRow, type Row } from './records.js';
 import { importNedbDataDir } from './nedb-import.js';
+import { GroupCommit } from './group-commit.js';
 
 type Doc = Record<string, unknown>;
 type Db = Database.Database;
@@ -112,6 +113,7 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
     private readonly name: string,
     private readonly db: Db,
     private readonly statements: Statements,
+    private readonly group: GroupCommit,
     private readonly spec: CollectionSpec,
     private readonly maxRecords: number | null,
   ) {
@@ -192,17 +194,19 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
     return row;
   }
 
-  async insert(doc: T): Promise<T> {
-    const row = this.write(() => this.insertRow(doc));
-    this.trim(1);
-    return this.decode(row);
+  insert(doc: T): Promise<T> {
+    return this.group.write(() => {
+      const row = this.write(() => this.insertRow(doc));
+      this.trim(1);
+      return this.decode(row);
+    });
   }
 
   async insertMany(docs: T[]): Promise<void> {
     if (docs.length === 0) return;
-    let conflict: ConflictError | null = null;
-    // One transaction (one commit) for the batch; a colliding record fails alone.
-    this.db.transaction(() => {
+    return this.group.write(() => {
+      let conflict: ConflictError | null = null;
+      // A colliding record fails alone; the others are stored.
       for (const doc of docs) {
         try {
           this.write(() => this.insertRow(doc));
@@ -211,9 +215,9 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
           conflict ??= error;
         }
       }
-    }).immediate();
-    this.trim(docs.length);
-    if (conflict) throw conflict;
+      this.trim(docs.length);
+      if (conflict) throw conflict;
+    });
   }
 
   /**
@@ -239,20 +243,21 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
   plan(filter: Filter, options: FindOptions = {}): string[] {
     const { where, params } = this.select(filter);
     const sql = `EXPLAIN QUERY PLAN SELECT json(doc) AS doc, dates FROM ${this.table} WHERE ${where}${orderBy(toStoredSort(options.sort))} LIMIT ?`;
-    return (this.db.prepare<Param[]>(sql).all(...params, options.limit ?? -1) as { detail: string }[]).map((row) => row.detail);
+    return (this.db.prepare<Param[]>(sql).all(...params, options.limit || -1) as { detail: string }[]).map((row) => row.detail);
   }
 
   async findOne(filter: Filter): Promise<T | null> {
     const { where, params } = this.select(filter);
     const row = this.statement(`SELECT json(doc) AS doc, dates FROM ${this.table} WHERE ${where} LIMIT 1`).get(...params) as Row | undefined;
-    return row ? this.decode(row) : null;
+    return this.group.read(row ? this.decode(row) : null);
   }
 
   async find(filter: Filter, options: FindOptions = {}): Promise<T[]> {
     const { where, params } = this.select(filter);
     const sql = `SELECT json(doc) AS doc, dates FROM ${this.table} WHERE ${where}${orderBy(toStoredSort(options.sort))} LIMIT ? OFFSET ?`;
-    const rows = this.statement(sql).all(...params, options.limit ?? -1, options.skip ?? 0) as Row[];
-    return rows.map((row) => this.decode(row));
+    // A limit of 0 is no limit, as in MongoDB.
+    const rows = this.statement(sql).all(...params, options.limit || -1, options.skip ?? 0) as Row[];
+    return this.group.read(rows.map((row) => this.decode(row)));
   }
 
   async count(filter: Filter): Promise<number> {
@@ -260,34 +265,36 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
       // Every record but the expired ones: SQLite counts a whole table without reading it, and
       // the expired ones by their index, where the TTL condition would be read from every record.
       const sql = `SELECT (SELECT count(*) FROM ${this.table}) - (SELECT count(*) FROM ${this.table} WHERE ${this.ttlColumn} < ?) AS n`;
-      return (this.statement(sql).get(this.expiryLimit()) as { n: number }).n;
+      return this.group.read((this.statement(sql).get(this.expiryLimit()) as { n: number }).n);
     }
     const { where, params } = this.select(filter);
-    return (this.statement(`SELECT count(*) AS n FROM ${this.table} WHERE ${where}`).get(...params) as { n: number }).n;
+    return this.group.read((this.statement(`SELECT count(*) AS n FROM ${this.table} WHERE ${where}`).get(...params) as { n: number }).n);
   }
 
   async updateOne(filter: Filter, update: Update): Promise<T | null> {
     const stored = toStoredUpdate(update, this.spec);
     const selection = this.select(filter);
-    const [doc] = this.write(() => this.updateTransaction(selection, stored, false));
-    return doc ? fromStored<T>(doc, this.spec) : null;
+    return this.group.write(() => {
+      const [doc] = this.write(() => this.updateTransaction(selection, stored, false));
+      return doc ? fromStored<T>(doc, this.spec) : null;
+    });
   }
 
   async updateMany(filter: Filter, update: Update): Promise<number> {
     const stored = toStoredUpdate(update, this.spec);
     const selection = this.select(filter);
-    return this.write(() => this.updateTransaction(selection, stored, true)).length;
+    return this.group.write(() => this.write(() => this.updateTransaction(selection, stored, true)).length);
   }
 
   async deleteOne(filter: Filter): Promise<boolean> {
     const { where, params } = this.select(filter);
     const sql = `DELETE FROM ${this.table} WHERE rowid = (SELECT rowid FROM ${this.table} WHERE ${where} LIMIT 1)`;
-    return this.statement(sql).run(...params).changes > 0;
+    return this.group.write(() => this.statement(sql).run(...params).changes > 0);
   }
 
   async deleteMany(filter: Filter): Promise<number> {
     const { where, params } = this.select(filter);
-    return this.statement(`DELETE FROM ${this.table} WHERE ${where}`).run(...params).changes;
+    return this.group.write(() => this.statement(`DELETE FROM ${this.table} WHERE ${where}`).run(...params).changes);
   }
 }
 
@@ -309,10 +316,11 @@ export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreO
     throw error;
   }
   const statements = new Statements(db);
+  const group = new GroupCommit(db);
   const maxEvents = options.maxEvents ?? DEFAULT_EMBEDDED_MAX_EVENTS;
   const collections: Record<string, SqliteCollection<{ id: string }>> = {};
   for (const name of COLLECTION_NAMES) {
-    collections[name] = new SqliteCollection(name, db, statements, specs[name], name === 'events' ? maxEvents : null);
+    collections[name] = new SqliteCollection(name, db, statements, group, specs[name], name === 'events' ? maxEvents : null);
   }
   await importNedbDataDir(dataDir, db);
 
@@ -325,7 +333,7 @@ export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreO
       for (const collection of expiring) {
         for (;;) {
           if (closing) return removed;
-          const gone = collection.removeExpired(SWEEP_CHUNK);
+          const gone = await group.write(() => collection.removeExpired(SWEEP_CHUNK));
           removed += gone;
           if (gone < SWEEP_CHUNK) break;
           await new Promise<void>((resolve) => setImmediate(resolve));
@@ -352,6 +360,7 @@ export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreO
       closing = true;
       clearInterval(sweeper);
       await sweeping;
+      group.flush();
       db.close();
     },
   };
