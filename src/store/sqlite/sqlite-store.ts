@@ -26,6 +26,7 @@ import { indexesOf, migrate, quote, searchTable } from './schema.js';
 import { applyUpdate, decodeRow, encodeRow, type Row } from './records.js';
 import { importNedbDataDir } from './nedb-import.js';
 import { GroupCommit } from './group-commit.js';
+import { FALLBACK_AUTOCHECKPOINT_PAGES, startCheckpointer } from './checkpointer.js';
 
 type Doc = Record<string, unknown>;
 type Db = Database.Database;
@@ -302,13 +303,15 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
 export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreOptions = {}): Promise<EmbeddedStore> {
   const specs = collectionSpecs(options);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const db = new Database(path.join(dataDir, DATABASE_FILE));
+  const file = path.join(dataDir, DATABASE_FILE);
+  const db = new Database(file);
   try {
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
     // Another process holding the write lock (a second worker, a backup) is waited for, not an error.
     db.pragma('busy_timeout = 5000');
     db.pragma('cache_size = -16000');
+    db.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
     db.function('tessera_regexp', { deterministic: true }, regexpTest);
     migrate(db, specs);
   } catch (error) {
@@ -323,6 +326,7 @@ export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreO
     collections[name] = new SqliteCollection(name, db, statements, group, specs[name], name === 'events' ? maxEvents : null);
   }
   await importNedbDataDir(dataDir, db);
+  const checkpointer = startCheckpointer(file);
 
   const expiring = COLLECTION_NAMES.filter((name) => specs[name].ttl).map((name) => collections[name]!);
   let closing = false;
@@ -361,6 +365,7 @@ export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreO
       clearInterval(sweeper);
       await sweeping;
       group.flush();
+      await checkpointer.close();
       db.close();
     },
   };
