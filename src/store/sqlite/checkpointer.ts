@@ -34,17 +34,29 @@ export interface Checkpointer {
   close(): Promise<void>;
 }
 
+/** Starts the worker after START_DELAY_MS: a start-up (and a short-lived store) does not pay for a second thread. */
+const START_DELAY_MS = 2_000;
+
 export function startCheckpointer(file: string): Checkpointer {
-  const module = createRequire(import.meta.url).resolve('better-sqlite3');
-  const worker = new Worker(SOURCE, { eval: true, workerData: { module, file, intervalMs: CHECKPOINT_INTERVAL_MS } });
-  worker.unref();
-  // A failed checkpointer is not fatal: the server's connection checkpoints at its own threshold.
-  worker.on('error', () => undefined);
-  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  let worker: Worker | null = null;
+  let exited: Promise<void> = Promise.resolve();
+  const starting = setTimeout(() => {
+    const module = createRequire(import.meta.url).resolve('better-sqlite3');
+    worker = new Worker(SOURCE, { eval: true, workerData: { module, file, intervalMs: CHECKPOINT_INTERVAL_MS } });
+    worker.unref();
+    // A failed checkpointer is not fatal: the server's connection checkpoints at its own threshold.
+    worker.on('error', () => undefined);
+    const started = worker;
+    exited = new Promise<void>((resolve) => started.once('exit', () => resolve()));
+  }, START_DELAY_MS);
+  starting.unref();
   return {
     async close() {
-      worker.postMessage('close');
-      const timeout = setTimeout(() => void worker.terminate(), 2_000);
+      clearTimeout(starting);
+      if (!worker) return;
+      const running: Worker = worker;
+      running.postMessage('close');
+      const timeout = setTimeout(() => void running.terminate(), 2_000);
       await exited;
       clearTimeout(timeout);
     },
