@@ -139,6 +139,8 @@ export async function startTessera(options: BenchOptions): Promise<Target> {
     // The benchmark sends thousands of device authorizations a second from one address; the
     // per-address limit (default 60 a minute) would answer nearly all of them 429. Raised here only.
     TESSERA_DEVICE_AUTHORIZATIONS_PER_MINUTE: '999999',
+    // TESSERA_DURABILITY=full npm run bench:compare measures the fsync-per-write mode.
+    ...(process.env.TESSERA_DURABILITY ? { TESSERA_DURABILITY: process.env.TESSERA_DURABILITY } : {}),
   };
   const child = spawnServer('tessera', ['dist/src/main.js'], env, options.serverNodeArgs);
   const cleanup = async () => {

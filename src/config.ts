@@ -31,6 +31,8 @@ export interface Config {
   deviceAuthorizationsPerMinute: number;
   /** Addresses and CIDR ranges of proxies whose X-Forwarded-For is believed (none by default). */
   trustProxy: string[];
+  /** TESSERA_DURABILITY: `full` fsyncs every embedded-store commit (survives power loss), `normal` at checkpoints. */
+  durability: 'normal' | 'full';
 }
 
 export class ConfigError extends Error {
@@ -71,6 +73,7 @@ const rules = {
   TESSERA_TRUST_PROXY: z.string()
     .transform((list) => list.split(',').map((entry) => entry.trim()).filter((entry) => entry !== ''))
     .refine((entries) => entries.every(isAddressOrRange), 'must be a comma-separated list of IP addresses or CIDR ranges (10.0.0.0/8, ::1)'),
+  TESSERA_DURABILITY: z.enum(['normal', 'full'], { error: 'must be normal or full' }),
 } as const;
 
 /** An IPv4 or IPv6 address, or one with a prefix length in range (192.168.0.0/16, fd00::/8). */
@@ -116,6 +119,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signInPerAddress: read(env, 'TESSERA_SIGNIN_PER_ADDRESS', '100')!,
     deviceAuthorizationsPerMinute: read(env, 'TESSERA_DEVICE_AUTHORIZATIONS_PER_MINUTE', '60')!,
     trustProxy: read(env, 'TESSERA_TRUST_PROXY') ?? [],
+    durability: read(env, 'TESSERA_DURABILITY', 'normal')!,
   };
 }
 

@@ -28,7 +28,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   appModule.catch(() => undefined);
   const store = await openStore({
     mongodbUri: config.mongodbUri, dataDir: config.dataDir,
-    eventRetentionDays: config.eventRetentionDays, embeddedMaxEvents: config.embeddedMaxEvents,
+    eventRetentionDays: config.eventRetentionDays, embeddedMaxEvents: config.embeddedMaxEvents, durability: config.durability,
   });
   const services = createServices(configured, store, logger, secretKey);
   if (!(await services.keys.secretKeyMatches())) {

@@ -40,8 +40,8 @@ export function validatePageSize(first: number | null | undefined): number {
  * level, nor `id` inside $and.
  *
  * Asked in createdAt order only, which both stores answer from their createdAt index in order,
- * stopping at the limit (MongoDB walks the index; the embedded store walks its index tree, see
- * store/embedded/sorted-page.ts), where (createdAt, id) would have them sort every match first:
+ * stopping at the limit (each walks its createdAt index), where (createdAt, id) would have them
+ * sort every match first:
  * neither has an index on the pair. The page is then completed with the records that share the
  * last one's createdAt: those are the only ones whose place the createdAt order leaves open (every
  * record nearer than it is in the answer, every one farther comes after all of them), and the id

@@ -1,5 +1,5 @@
 import type { StoreAdapter } from './ports.js';
-import { openEmbeddedStore } from './embedded/embedded-store.js';
+import { openEmbeddedStore, type Durability } from './sqlite/sqlite-store.js';
 import { DeviceAuthorizationRepository, RefreshTokenRepository } from './repositories.js';
 
 export interface Store extends StoreAdapter {
@@ -21,6 +21,8 @@ export async function openStore(options: {
   eventRetentionDays?: number;
   /** TESSERA_EMBEDDED_MAX_EVENTS (the embedded store only). */
   embeddedMaxEvents?: number;
+  /** TESSERA_DURABILITY (the embedded store only). */
+  durability?: Durability;
 }): Promise<Store> {
   const retention = options.eventRetentionDays === undefined ? {} : { eventRetentionDays: options.eventRetentionDays };
   // mongoose is loaded only when MongoDB is configured: it is a third of the start-up time otherwise.
@@ -28,6 +30,7 @@ export async function openStore(options: {
     ? await (await import('./mongo/mongo-store.js')).openMongoStore(options.mongodbUri, retention)
     : await openEmbeddedStore(options.dataDir, {
       ...retention, ...(options.embeddedMaxEvents === undefined ? {} : { maxEvents: options.embeddedMaxEvents }),
+      ...(options.durability === undefined ? {} : { durability: options.durability }),
     });
   return withRepositories(adapter);
 }

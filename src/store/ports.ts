@@ -1,7 +1,7 @@
 /**
  * The storage port. Domain code talks to typed collections through a small, store-neutral
- * query language (a subset of MongoDB's, which NeDB evaluates natively but for null and $ne/$nin
- * on arrays, where the embedded adapter rewrites the filter to MongoDB's meaning), so each adapter only
+ * query language (a subset of MongoDB's, with MongoDB's meaning: MongoDB evaluates it natively,
+ * the embedded SQLite adapter compiles it to SQL, src/store/sqlite/query.ts), so each adapter only
  * has to implement one generic collection, and every atomic rule lives in one place
  * (src/store/repositories.ts), tested once against both adapters (test/store/contract.ts).
  */

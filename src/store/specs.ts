@@ -1,6 +1,8 @@
 /**
  * One description of every collection and its indexes; both adapters build their indexes from it,
- * so the embedded store and MongoDB enforce the same unique keys and expiry.
+ * so the embedded store and MongoDB enforce the same unique keys and expiry. A collection or an
+ * index added here is created by both at their next start (indexes gone from here are dropped by
+ * the embedded store). Indexed fields hold scalars: the embedded store compares them as such.
  */
 import type { Collections } from './ports.js';
 
@@ -10,18 +12,17 @@ export interface CollectionSpec {
   /** Plain single-field indexes for lookups, filters and sorting. */
   indexes: string[];
   /**
-   * Indexes on fields that many records share, built by MongoDB only. NeDB keeps one array of
-   * records per key, so each write to a crowded key costs time proportional to the crowd, and it
-   * answers a filter from one index only: the events' createdAt window serves it better.
+   * Indexes on fields that many records share, built by MongoDB only: the embedded store answers
+   * the filters on them (the audit log's action, client, username; the client of device
+   * authorizations, used only when a client is deleted) while walking the createdAt index or by a
+   * scan, and spares the audit log, written on every request, an index write per field.
    */
   mongoOnlyIndexes?: string[];
   /**
-   * Indexed fields the embedded store keeps in key order (an AVL tree): those filtered by ranges
-   * or walked in order. Its other indexes are hash maps, which answer equality and $in at once and
-   * a range only by scanning every key; a TTL field neither listed here nor indexed otherwise gets
-   * no index there (NeDB expires records without one). MongoDB ignores this.
+   * Fields searched by substring (a literal $regex, as the admin API's users search sends): the
+   * embedded store keeps a trigram index of them (SQLite FTS5); MongoDB reads every record.
    */
-  ordered?: string[];
+  search?: string[];
   /** A Date field after which (plus `afterSeconds`) the record is removed by the store. */
   ttl?: { field: string; afterSeconds: number };
   /**
@@ -34,19 +35,16 @@ export interface CollectionSpec {
 export const COLLECTION_SPECS: Record<keyof Collections, CollectionSpec> = {
   providers: { unique: ['slug'], indexes: [] },
   clients: { unique: ['clientId'], indexes: ['providerId'] },
-  // expiresAt ordered: the embedded count of users takes off the expired ones by a range on it.
   users: {
-    unique: ['username', 'identityKey'], indexes: ['type', 'createdAt'], ordered: ['createdAt', 'expiresAt'], ttl: { field: 'expiresAt', afterSeconds: 0 },
-    json: ['attributes'],
+    unique: ['username', 'identityKey'], indexes: ['type', 'createdAt'], ttl: { field: 'expiresAt', afterSeconds: 0 },
+    json: ['attributes'], search: ['username', 'name', 'email'],
   },
   appPasswords: { unique: ['secretHash'], indexes: ['userId'] },
   signingKeys: { unique: [], indexes: ['providerId'], json: ['publicJwk'] },
   federatedSources: { unique: ['slug'], indexes: [], json: ['jwks'] },
   // Kept an hour past expiry so that a late poll still hears expired_token, not invalid_grant
   // (RFC 8628 §3.5: a device stops at expires_in; either answer ends its flow). Longer would
-  // only hold more dead records: the embedded store keeps every one in memory until it goes.
-  // clientId: only deleting a client or provider filters on it (every authorization of a busy
-  // client shares the key, which each write of one of them would walk in the embedded store).
+  // only keep more dead records. clientId: only deleting a client or provider filters on it.
   deviceAuthorizations: {
     unique: ['deviceCodeHash', 'userCode'], indexes: [], mongoOnlyIndexes: ['clientId'],
     ttl: { field: 'expiresAt', afterSeconds: 3_600 },
@@ -55,7 +53,7 @@ export const COLLECTION_SPECS: Record<keyof Collections, CollectionSpec> = {
   revokedTokens: { unique: [], indexes: [], ttl: { field: 'expiresAt', afterSeconds: 0 } },
   // Expiry (retention) is a deployment setting: see collectionSpecs().
   events: {
-    unique: [], indexes: ['createdAt', 'requestId'], ordered: ['createdAt'], mongoOnlyIndexes: ['action', 'clientId', 'username'], json: ['context'],
+    unique: [], indexes: ['createdAt', 'requestId'], mongoOnlyIndexes: ['action', 'clientId', 'username'], json: ['context'],
   },
   expressionPolicies: { unique: ['name'], indexes: [] },
   policyBindings: { unique: [], indexes: ['policyId', 'targetId'] },

@@ -1,8 +1,8 @@
 /**
  * The users connection over HTTP while users come and go: pages stay in (createdAt, id) order
  * with none twice and none skipped (also among users created in one millisecond), and totalCount
- * follows every change made through the admin API at once (the embedded store remembers counts
- * until its next write, see src/store/embedded/sorted-page.ts).
+ * follows every change made through the admin API at once (no store may answer a count from a
+ * cache that a write left stale).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';

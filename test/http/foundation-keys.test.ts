@@ -3,7 +3,9 @@
  * for every algorithm, private keys encrypted at rest, and everything kept across a restart.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import Database from 'better-sqlite3';
+import { DATABASE_FILE } from '../../src/store/sqlite/sqlite-store.js';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -156,9 +158,15 @@ describe('JWKS and signing keys', () => {
     assert.ok(!/"d"\s*:/.test(serialised), 'no private exponent in the record');
     for (const member of PRIVATE_MEMBERS) assert.equal((record.publicJwk as Record<string, unknown>)[member], undefined);
 
-    const file = await readFile(path.join(server.dataDir, 'signingKeys.db'), 'utf8');
-    assert.ok(file.includes(record.id), 'the key record is in the data file');
-    assert.ok(!/"d"\s*:/.test(file), 'no private member in the data file');
+    // What the embedded store keeps in its file (read past the store, as a thief with the disk would).
+    const db = new Database(path.join(server.dataDir, DATABASE_FILE), { readonly: true });
+    try {
+      const stored = db.prepare('SELECT json(doc) FROM "signingKeys" WHERE id = ?').pluck().get(record.id) as string | undefined;
+      assert.ok(stored?.includes(record.encryptedPrivateJwk), 'the key record is in the data file');
+      assert.ok(!/"d"\s*:/.test(stored ?? ''), 'no private member in the data file');
+    } finally {
+      db.close();
+    }
   });
 
   test('changing the signing algorithm publishes the new key first and keeps the old one verifying', async () => {

@@ -10,6 +10,7 @@ import type {
   AppPassword, AuditEvent, Client, DeviceAuthorization, Provider, RefreshToken, RevokedToken, User,
 } from '../../src/domain/model.js';
 import { ConflictError, type Store } from '../../src/store/index.js';
+import type { Filter, Operators } from '../../src/store/ports.js';
 import { COLLECTION_NAMES, COLLECTION_SPECS } from '../../src/store/specs.js';
 
 export type OpenStore = () => Promise<{ store: Store; cleanup: () => Promise<void> }>;
@@ -155,8 +156,8 @@ const sortedIds = (records: { id: string }[]): string[] => ids(records).sort();
 
 export function runStoreContract(name: string, open: OpenStore): void {
   describe(`store contract: ${name}`, () => {
-    // One store for the suite (opening one is slow: NeDB rewrites and fsyncs every datafile), emptied
-    // before each test, so that every test starts from empty collections.
+    // One store for the suite (opening one builds its indexes, or connects), emptied before each
+    // test, so that every test starts from empty collections.
     let opened: Awaited<ReturnType<OpenStore>> | undefined;
     before(async () => {
       opened = await open();
@@ -260,6 +261,7 @@ export function runStoreContract(name: string, open: OpenStore): void {
         assert.deepEqual(last.map((e) => e.action), ['a4']);
         assert.deepEqual(await store.events.find({}, { skip: 5 }), []);
         assert.equal((await store.events.find({}, { limit: 3 })).length, 3);
+        assert.equal((await store.events.find({}, { limit: 0 })).length, 5, 'a limit of 0 is no limit, as in MongoDB');
       });
 
       test('find sorts by id through the `id` name', async (store) => {
@@ -622,6 +624,70 @@ export function runStoreContract(name: string, open: OpenStore): void {
       test('unique appPasswords.secretHash is a ConflictError naming secretHash', async (store) => {
         await store.appPasswords.insert(makeAppPassword({ secretHash: 'h' }));
         await rejectsWithConflict(store.appPasswords.insert(makeAppPassword({ secretHash: 'h' })), 'appPasswords', 'secretHash');
+      });
+    });
+
+    describe('unique keys of specs.ts (sparse, identity keys)', () => {
+      /** A record of `collection` for the store: the contract's maker where there is one, else a bare record. */
+      const recordOf = (collection: string): Record<string, unknown> & { id: string } => {
+        const makers: Record<string, () => { id: string }> = {
+          providers: makeProvider, clients: makeClient, users: makeUser, appPasswords: makeAppPassword,
+          deviceAuthorizations: makeDeviceAuthorization, refreshTokens: makeRefreshToken,
+        };
+        return { ...(makers[collection]?.() ?? { id: randomUUID(), createdAt: new Date() }) } as Record<string, unknown> & { id: string };
+      };
+      type AnyCollection = { insert(doc: { id: string }): Promise<unknown>; count(filter: object): Promise<number> };
+
+      test('every unique field of specs.ts lets records without it coexist, and refuses a second record with its value', async (store) => {
+        for (const collection of COLLECTION_NAMES) {
+          const col = (store as unknown as Record<string, AnyCollection>)[collection]!;
+          for (const field of COLLECTION_SPECS[collection].unique) {
+            await col.insert((({ [field]: _, ...rest }) => rest)(recordOf(collection)) as { id: string });
+            await col.insert((({ [field]: _, ...rest }) => rest)(recordOf(collection)) as { id: string });
+            const value = `same-${short()}`;
+            await col.insert({ ...recordOf(collection), [field]: value });
+            await rejectsWithConflict(col.insert({ ...recordOf(collection), [field]: value }), collection, field);
+            assert.equal(await col.count({ [field]: value }), 1, `${collection}.${field}`);
+          }
+        }
+      });
+    });
+
+    describe('substring search (a literal $regex, as the users search sends it)', () => {
+      const contains = (text: string): Operators =>
+        ({ $regex: new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'i') }) as unknown as Operators;
+      const search = (text: string): Filter => ({ $or: [{ username: contains(text) }, { name: contains(text) }, { email: contains(text) }] });
+      const usernames = (users: User[]): string[] => users.map((u) => u.username).sort();
+
+      async function seed(store: Store): Promise<void> {
+        await store.users.insert(makeUser({ username: 'ada.lovelace', name: 'Ada Lovelace', email: 'ada@example.org' }));
+        await store.users.insert(makeUser({ username: 'grace', name: 'Grace Hopper', email: 'GRACE@NAVY.MIL' }));
+        await store.users.insert(makeUser({ username: 'adaxlovelace', name: null, email: null }));
+        await store.users.insert(makeUser({ username: 'zofia', name: 'Zażółć Gęślą', email: 'z@example.org' }));
+      }
+
+      test('finds the text in any of the fields, in any case, as a literal', async (store) => {
+        await seed(store);
+        assert.deepEqual(usernames(await store.users.find(search('LOVELACE'))), ['ada.lovelace', 'adaxlovelace']);
+        assert.deepEqual(usernames(await store.users.find(search('ada.l'))), ['ada.lovelace'], 'the dot is a dot');
+        assert.deepEqual(usernames(await store.users.find(search('navy.mil'))), ['grace']);
+        assert.deepEqual(usernames(await store.users.find(search('example.org'))), ['ada.lovelace', 'zofia']);
+        assert.deepEqual(usernames(await store.users.find(search('ce'))), ['ada.lovelace', 'adaxlovelace', 'grace'], 'under three letters too');
+        assert.deepEqual(usernames(await store.users.find(search('ŻÓŁ'))), ['zofia'], 'letters beyond ASCII, in any case');
+        assert.deepEqual(await store.users.find(search('(a|g)')), [], 'regex characters are literal');
+        assert.equal(await store.users.count(search('ada')), 2);
+        assert.deepEqual(usernames(await store.users.find({ $and: [{ type: 'INTERNAL' }, search('hopper')] })), ['grace']);
+      });
+
+      test('follows updates and deletes of the searched fields', async (store) => {
+        await seed(store);
+        const grace = await store.users.findOne({ username: 'grace' });
+        await store.users.updateOne({ id: grace!.id }, { $set: { name: 'Admiral Brewster' } });
+        assert.deepEqual(usernames(await store.users.find(search('brewster'))), ['grace']);
+        assert.deepEqual(await store.users.find(search('hopper')), []);
+        await store.users.deleteOne({ id: grace!.id });
+        assert.deepEqual(await store.users.find(search('brewster')), []);
+        assert.deepEqual(await store.users.find(search('navy')), []);
       });
     });
 

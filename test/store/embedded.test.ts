@@ -1,9 +1,9 @@
-/** The storage contract on the embedded (NeDB) adapter, each test in a fresh temp data dir. */
+/** The storage contract on the embedded (SQLite) adapter, in a fresh temp data dir. */
 import { after } from 'node:test';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { openEmbeddedStore } from '../../src/store/embedded/embedded-store.js';
+import { openEmbeddedStore } from '../../src/store/sqlite/sqlite-store.js';
 import { withRepositories } from '../../src/store/index.js';
 import { runStoreContract } from './contract.js';
 

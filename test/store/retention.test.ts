@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { openEmbeddedStore } from '../../src/store/embedded/embedded-store.js';
+import { openEmbeddedStore } from '../../src/store/sqlite/sqlite-store.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import type { AuditEvent } from '../../src/domain/model.js';
 import { makeEvent } from './contract.js';

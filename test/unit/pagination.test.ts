@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { openEmbeddedStore } from '../../src/store/embedded/embedded-store.js';
+import { openEmbeddedStore } from '../../src/store/sqlite/sqlite-store.js';
 import { openMongoStore } from '../../src/store/mongo/mongo-store.js';
 import type { StoreAdapter } from '../../src/store/ports.js';
 import type { AuditEvent, User } from '../../src/domain/model.js';
