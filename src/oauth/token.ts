@@ -7,6 +7,24 @@ import { oauthEndpoint } from './endpoint.js';
 import { authenticateClient, extractClientCredentials, requireGrant, type AuthenticatedClient, type PresentedClient } from './client-auth.js';
 import type { Grant } from './grants/grant.js';
 import { GRANTS } from './grants/index.js';
+import { TOKEN_EXCHANGE_GRANT_TYPE } from './grants/token-exchange.js';
+import { AudienceRefused, requestedAudience } from '../domain/audiences.js';
+import { allValues, type FormParams } from '../http/body.js';
+import type { Client } from '../domain/model.js';
+
+/** RFC 8707 `resource` on every grant, RFC 8693 `audience` on token exchange only; each in the client's allowedAudiences. */
+function audienceOf(body: FormParams, client: Client, grantType: string): string[] {
+  const audiences = allValues(body, 'audience');
+  if (audiences.length > 0 && grantType !== TOKEN_EXCHANGE_GRANT_TYPE) {
+    throw new OAuthError('invalid_request', "'audience' is a token-exchange parameter; use 'resource' (RFC 8707)");
+  }
+  try {
+    return requestedAudience(allValues(body, 'resource'), audiences, client.allowedAudiences ?? []);
+  } catch (error) {
+    if (error instanceof AudienceRefused) throw new OAuthError('invalid_target', error.description, error.detail);
+    throw error;
+  }
+}
 
 export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRANTS) {
   const byType = new Map(grants.map((g) => [g.grantType, g]));
@@ -19,10 +37,12 @@ export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRA
     const authorization = ctx.get('authorization') || undefined;
     let presented: PresentedClient | undefined;
     let client: AuthenticatedClient;
+    let audience: string[];
     try {
       presented = extractClientCredentials(authorization, body);
       client = await authenticateClient(services, presented, { requireSecret: grant.requireClientSecret });
       requireGrant(client.client, grant.clientGrant);
+      audience = audienceOf(body, client.client, grantType);
     } catch (error) {
       if (grant.failureAction && error instanceof OAuthError) {
         services.events.record({
@@ -34,7 +54,7 @@ export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRA
       }
       throw error;
     }
-    const response = await grant.handle(services, { params: body, requestId, client, presented, authorization });
+    const response = await grant.handle(services, { params: body, requestId, client, presented, authorization, audience });
     ctx.status = 200;
     ctx.body = response;
   });
