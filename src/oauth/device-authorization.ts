@@ -8,8 +8,8 @@ import type { Provider } from '../domain/model.js';
 import { deviceFlowFor, UserCodeSpaceExhaustedError, type StartedAuthorization } from '../domain/device-flow.js';
 import { parseScopeParameter, permittedScopes } from '../domain/scopes.js';
 import { Memo } from '../domain/cache.js';
-import { allValues, readQuery, type FormParams } from '../http/body.js';
-import { AudienceRefused, requestedAudience } from '../domain/audiences.js';
+import { readQuery, type FormParams } from '../http/body.js';
+import { audienceOf } from './audience.js';
 import { OAuthError } from './errors.js';
 import { oauthEndpoint } from './endpoint.js';
 import { authenticateClient, extractClientCredentials, requireGrant } from './client-auth.js';
@@ -87,14 +87,8 @@ export function deviceAuthorizationEndpoint(services: Services) {
     const outside = scopes.filter((s) => !permitted.includes(s));
     if (outside.length > 0) throw new OAuthError('invalid_scope', `this client may not ask for: ${outside.join(' ')}`);
 
-    let audience: string[];
-    try {
-      // RFC 8707 §2: stored with the code, the token's aud when the code is exchanged.
-      audience = requestedAudience(allValues(body, 'resource'), [], client.allowedAudiences ?? []);
-    } catch (error) {
-      if (error instanceof AudienceRefused) throw new OAuthError('invalid_target', error.description, error.detail);
-      throw error;
-    }
+    // RFC 8707 §2: stored with the code, the token's aud when the code is exchanged.
+    const audience = audienceOf(body, client, false);
 
     const challenge = parseCodeChallenge(oneOf('code_challenge', body, query), oneOf('code_challenge_method', body, query));
     if (!challenge && provider.deviceFlow.requirePkce) {

@@ -8,23 +8,7 @@ import { authenticateClient, extractClientCredentials, requireGrant, type Authen
 import type { Grant } from './grants/grant.js';
 import { GRANTS } from './grants/index.js';
 import { TOKEN_EXCHANGE_GRANT_TYPE } from './grants/token-exchange.js';
-import { AudienceRefused, requestedAudience } from '../domain/audiences.js';
-import { allValues, type FormParams } from '../http/body.js';
-import type { Client } from '../domain/model.js';
-
-/** RFC 8707 `resource` on every grant, RFC 8693 `audience` on token exchange only; each in the client's allowedAudiences. */
-function audienceOf(body: FormParams, client: Client, grantType: string): string[] {
-  const audiences = allValues(body, 'audience');
-  if (audiences.length > 0 && grantType !== TOKEN_EXCHANGE_GRANT_TYPE) {
-    throw new OAuthError('invalid_request', "'audience' is a token-exchange parameter; use 'resource' (RFC 8707)");
-  }
-  try {
-    return requestedAudience(allValues(body, 'resource'), audiences, client.allowedAudiences ?? []);
-  } catch (error) {
-    if (error instanceof AudienceRefused) throw new OAuthError('invalid_target', error.description, error.detail);
-    throw error;
-  }
-}
+import { audienceOf } from './audience.js';
 
 export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRANTS) {
   const byType = new Map(grants.map((g) => [g.grantType, g]));
@@ -42,7 +26,7 @@ export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRA
       presented = extractClientCredentials(authorization, body);
       client = await authenticateClient(services, presented, { requireSecret: grant.requireClientSecret });
       requireGrant(client.client, grant.clientGrant);
-      audience = audienceOf(body, client.client, grantType);
+      audience = audienceOf(body, client.client, grantType === TOKEN_EXCHANGE_GRANT_TYPE);
     } catch (error) {
       if (grant.failureAction && error instanceof OAuthError) {
         services.events.record({

@@ -9,7 +9,8 @@ import { isUsable } from '../../domain/users.js';
 import { OAuthError, invalidGrant } from '../errors.js';
 import { verifierMatches } from '../pkce.js';
 import type { Grant } from './grant.js';
-import { authorizeUserTokens, issueUserTokens, narrowed } from './user-tokens.js';
+import { authorizeUserTokens, issueUserTokens } from './user-tokens.js';
+import { narrowed } from '../audience.js';
 
 export const DEVICE_CODE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -54,7 +55,7 @@ export const deviceCodeGrant: Grant = {
     const approved = result.authorization;
     const user = approved.userId ? await services.users.get(approved.userId) : null;
     if (!user || !isUsable(user)) throw invalidGrant('the device code is invalid', 'the approving user is gone or inactive');
-    const audience = narrowed(requested, approved.audience ?? [], client.allowedAudiences ?? []);
+    const audience = narrowed(requested, approved.audience ?? [], client);
     // Policies decide before the code is spent; a refusal answers access_denied, which ends the device's polling.
     const authorized = await authorizeUserTokens(services, {
       provider, client, user, scopes: approved.scopes, requestId, grant: DEVICE_CODE_GRANT_TYPE, codeVerifier: codeVerifier ?? null, audience,

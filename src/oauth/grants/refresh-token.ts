@@ -8,7 +8,8 @@ import { parseScopeParameter, permittedScopes } from '../../domain/scopes.js';
 import { isUsable } from '../../domain/users.js';
 import { OAuthError, invalidGrant } from '../errors.js';
 import type { Grant } from './grant.js';
-import { authorizeUserTokens, issueUserTokens, narrowed } from './user-tokens.js';
+import { authorizeUserTokens, issueUserTokens } from './user-tokens.js';
+import { narrowed } from '../audience.js';
 
 export const refreshTokenGrant: Grant = {
   grantType: 'refresh_token',
@@ -40,7 +41,7 @@ export const refreshTokenGrant: Grant = {
     // Scopes the admin has since taken from the client are not renewed.
     const permitted = permittedScopes(client.allowedScopes);
     const scopes = (asked ?? record.scopes).filter((s) => permitted.includes(s));
-    const audience = narrowed(requested, record.audience ?? [], client.allowedAudiences ?? []);
+    const audience = narrowed(requested, record.audience ?? [], client);
     // Policies decide before the token is spent, so a refusal does not cost the user the token.
     const authorized = await authorizeUserTokens(services, { provider, client, user, scopes, requestId, grant: 'refresh_token', audience }, 'invalid_grant');
 

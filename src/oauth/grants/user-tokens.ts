@@ -11,7 +11,6 @@ import type { Client, Provider, User } from '../../domain/model.js';
 import { grantableScopes } from '../../domain/scopes.js';
 import type { Services } from '../../domain/services.js';
 import { OAuthError } from '../errors.js';
-import { AudienceRefused, narrowedAudience } from '../../domain/audiences.js';
 import type { TokenResponse } from './grant.js';
 
 export interface UserTokenInput {
@@ -135,12 +134,3 @@ export async function issueUserTokens(
   return response;
 }
 
-/** The audience of a later request on a grant (refresh, device code): what was granted, or narrower (invalid_target otherwise). */
-export function narrowed(requested: readonly string[], granted: readonly string[], allowed: readonly string[]): string[] {
-  try {
-    return narrowedAudience(requested, granted, allowed);
-  } catch (error) {
-    if (error instanceof AudienceRefused) throw new OAuthError('invalid_target', error.description, error.detail);
-    throw error;
-  }
-}
