@@ -33,7 +33,7 @@ export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRA
           action: grant.failureAction,
           requestId,
           clientId: presented?.clientIds[0] ?? body.get('client_id') ?? null,
-          context: { grantType, rule: 'none', stage: 'client_authentication', error: error.code, reason: error.detail ?? error.description },
+          context: { grantType, rule: 'none', stage: error.code === 'invalid_target' ? 'audience' : 'client_authentication', error: error.code, reason: error.detail ?? error.description },
         });
       }
       throw error;
