@@ -126,10 +126,20 @@ export async function verifyExchange(services: RuleServices, input: ExchangeInpu
   if (depth + (hasActor ? 1 : 0) > MAX_ACT_DEPTH) {
     return refuse('delegation', 'invalid_grant', 'the delegation chain is too long', `the act chain would be ${depth + (hasActor ? 1 : 0)} deep; at most ${MAX_ACT_DEPTH}`, { context });
   }
-  if (!hasActor) {
-    return { kind: 'verified', identity, subjectClaims, actorClaims: null, act: (chain as Record<string, unknown> | undefined) ?? null, delegation: null, notAfter: identity.notAfter, context };
-  }
+  // Without an actor the subject's chain is kept as it is: an exchange does not launder a delegation.
+  const subject: VerifiedExchange = {
+    kind: 'verified', identity, subjectClaims, actorClaims: null, act: (chain as Record<string, unknown> | undefined) ?? null,
+    delegation: null, notAfter: identity.notAfter, context,
+  };
+  return hasActor ? withActor(services, input, subject, chain) : subject;
+}
 
+/** The actor token through the same verifier; allowed by the subject's may_act, or left to a client policy; act with the chain inside. */
+async function withActor(
+  services: RuleServices, input: ExchangeInput, subject: VerifiedExchange, chain: unknown,
+): Promise<VerifiedExchange | ExchangeRefusal> {
+  const { provider, actorTokenType } = input;
+  const { identity, subjectClaims, context } = subject;
   const actorOurs = actorTokenType === TOKEN_TYPE.accessToken;
   const actor = await services.jwtVerifier.verifyIncomingJwt(provider, input.actorToken!, { acceptOwnAccessTokens: actorOurs });
   if (actor.kind === 'refused') {
