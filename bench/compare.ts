@@ -64,6 +64,8 @@ const RATIO_TARGET: Partial<Record<ScenarioKey, number>> = {
   'device-authorization': 1.2,
   'device-poll': 1.2,
   introspection: 1.2,
+  // Issue 13: an exchange (verify one JWT, sign one) against the peer's client_credentials.
+  'token-exchange-rs256': 1.2,
 };
 
 interface Side {

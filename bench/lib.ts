@@ -201,6 +201,7 @@ export const SCENARIOS = [
   { key: 'device-poll', title: 'device poll, pending (round-robin codes)' },
   { key: 'introspection', title: 'introspection of a fresh access token' },
   { key: 'graphql-users', title: 'GraphQL users page (first: 20)' },
+  { key: 'token-exchange-rs256', title: 'token exchange, federated JWT (ES256) for an RS256 token' },
 ] as const;
 export type ScenarioKey = (typeof SCENARIOS)[number]['key'];
 

@@ -117,6 +117,8 @@ export async function startPeer(options: BenchOptions): Promise<Target> {
     'device-poll': devicePoll,
     introspection,
     'graphql-users': null,
+    // The peer has no token exchange: the row compares against its client_credentials at the same algorithm.
+    'token-exchange-rs256': clientCredentials('cc-rs256', 'token-exchange-rs256', 'no token exchange: client_credentials with the client secret, RS256'),
   };
 
   return { name: 'peer', url, child, scenario: (key) => scenarios[key], stop: () => child.stop() };

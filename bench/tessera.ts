@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import {
   FORM,
   basicAuth,
@@ -26,6 +27,9 @@ const TOKEN_PATH = '/application/o/token/';
 const DEVICE_PATH = '/application/o/device/';
 const INTROSPECT_PATH = '/application/o/introspect/';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+/** Distinct workloads whose projected tokens the exchange scenario cycles through. */
+const EXCHANGE_SUBJECTS = 50;
 /** The shortest poll interval the contract allows: fewer codes are needed to poll without slow_down. */
 const POLL_INTERVAL_SECONDS = 1;
 
@@ -67,6 +71,29 @@ interface Seed {
   deviceClientId: string;
   username: string;
   appPassword: string;
+  exchange: { clientId: string; clientSecret: string; subjectTokens: string[] };
+}
+
+/**
+ * A stand-in cluster (its ES256 key made here) as a federated source of the RS256 provider, a
+ * confidential TOKEN_EXCHANGE client, and projected-token-like JWTs of distinct service accounts.
+ */
+async function seedExchange(gql: ReturnType<typeof graphqlClient>, providerId: string, client: (providerId: string, type: 'CONFIDENTIAL', grantTypes: string[], clientId: string) => Promise<{ clientId: string; clientSecret: string }>) {
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'bench-cluster', alg: 'ES256' };
+  const issuer = 'https://bench-cluster.example';
+  const source = await gql<{ createFederatedSource: { id: string } }>(
+    `mutation($input: CreateFederatedSourceInput!) { createFederatedSource(input: $input) { id } }`,
+    { input: { name: 'bench cluster', slug: 'bench-cluster', issuer, audience: 'tessera', jwks: { keys: [jwk] } } },
+  );
+  await gql(`mutation($id: ID!, $input: UpdateProviderInput!) { updateProvider(id: $id, input: $input) { id } }`,
+    { id: providerId, input: { federatedSourceIds: [source.createFederatedSource.id] } });
+  const exchangeClient = await client(providerId, 'CONFIDENTIAL', ['TOKEN_EXCHANGE'], 'bench-exchange-rs256');
+  const now = Math.floor(Date.now() / 1000);
+  const subjectTokens = await Promise.all(Array.from({ length: EXCHANGE_SUBJECTS }, (_, i) =>
+    new SignJWT({ iss: issuer, aud: 'tessera', sub: `system:serviceaccount:bench:workload-${i}` })
+      .setProtectedHeader({ alg: 'ES256', kid: 'bench-cluster', typ: 'JWT' }).setIssuedAt(now).setExpirationTime(now + 3600).sign(privateKey)));
+  return { ...exchangeClient, subjectTokens };
 }
 
 async function seed(url: string, adminToken: string, users: number): Promise<Seed> {
@@ -111,7 +138,8 @@ async function seed(url: string, adminToken: string, users: number): Promise<See
     await gql(`mutation { ${fields.join('\n')} }`);
   }
 
-  return { rs256, es256, deviceClientId: device.clientId, username, appPassword: appPassword.createAppPassword.secret };
+  const exchange = await seedExchange(gql, rs256Provider, client);
+  return { rs256, es256, deviceClientId: device.clientId, username, appPassword: appPassword.createAppPassword.secret, exchange };
 }
 
 function requireActive(status: number, body: string): string | null {
@@ -156,7 +184,7 @@ export async function startTessera(options: BenchOptions): Promise<Target> {
     await cleanup();
     throw error;
   }
-  const { rs256, es256, deviceClientId, username, appPassword } = seeded;
+  const { rs256, es256, deviceClientId, username, appPassword, exchange } = seeded;
 
   const clientCredentials = (client: Seed['rs256'], rule: 'app password' | 'client secret'): Scenario => ({
     key: 'cc-secret-rs256',
@@ -236,6 +264,19 @@ export async function startTessera(options: BenchOptions): Promise<Target> {
     check: (status, body) => (/"errors"\s*:/.test(body) || !/"users"\s*:/.test(body) ? `the users query failed (${status} ${body.slice(0, 300)})` : null),
   };
 
+  const tokenExchange: Scenario = {
+    key: 'token-exchange-rs256',
+    note: `${EXCHANGE_SUBJECTS} workloads' JWTs round-robin: each exchange verifies one ES256 JWT, updates its generated account and signs one RS256 token`,
+    method: 'POST',
+    path: TOKEN_PATH,
+    headers: { 'content-type': FORM, authorization: basicAuth(exchange.clientId, exchange.clientSecret) },
+    bodies: exchange.subjectTokens.map((token) => form({
+      grant_type: TOKEN_EXCHANGE, subject_token: token, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+    })),
+    expect: { status: 200 },
+    check: requireAccessToken,
+  };
+
   const scenarios: Record<ScenarioKey, Scenario> = {
     'cc-apppw-rs256': { ...clientCredentials(rs256, 'app password'), key: 'cc-apppw-rs256' },
     'cc-secret-rs256': { ...clientCredentials(rs256, 'client secret'), key: 'cc-secret-rs256' },
@@ -245,6 +286,7 @@ export async function startTessera(options: BenchOptions): Promise<Target> {
     'device-poll': devicePoll,
     introspection,
     'graphql-users': usersPage,
+    'token-exchange-rs256': tokenExchange,
   };
 
   return {

@@ -36,6 +36,7 @@ export class CreateClientInput {
   @Field(() => [GrantTypeEnum]) grantTypes!: GrantType[];
   @Field(() => [String], { nullable: true }) allowedScopes?: string[] | null;
   @Field(() => String, { nullable: true, description: 'Optional fixed client_id; generated when absent.' }) clientId?: string | null;
+  @Field(() => [String], { nullable: true }) allowedAudiences?: string[] | null;
 }
 
 @InputType('UpdateClientInput')
@@ -43,6 +44,7 @@ export class UpdateClientInput {
   @Field(() => String, { nullable: true }) name?: string | null;
   @Field(() => [GrantTypeEnum], { nullable: true }) grantTypes?: GrantType[] | null;
   @Field(() => [String], { nullable: true }) allowedScopes?: string[] | null;
+  @Field(() => [String], { nullable: true }) allowedAudiences?: string[] | null;
 }
 
 @Resolver(() => ClientObject)
@@ -61,6 +63,12 @@ export class ClientResolver {
     if (id) return services.clients.get(id);
     if (clientId) return services.clients.findByClientId(clientId);
     throw new ValidationError('id', 'give id or clientId');
+  }
+
+  @FieldResolver(() => [String], { description: 'Version 2: values a token request may ask for as resource or audience (RFC 8707).' })
+  allowedAudiences(@Root() client: Client): string[] {
+    // Round-1 records have none.
+    return client.allowedAudiences ?? [];
   }
 
   @FieldResolver(() => ProviderType)

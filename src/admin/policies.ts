@@ -27,7 +27,7 @@ registerEnumType(MappingKindEnum, {
 export class ExpressionPolicyObject {
   @Field(() => ID) id!: string;
   @Field(() => String) name!: string;
-  @Field(() => String, { description: 'CEL; variables: request.user (username, type, attributes), request.client (client_id, name), request.context (oauth_scopes, oauth_grant_type, oauth_code_verifier, oauth_jwt).' })
+  @Field(() => String, { description: 'CEL; variables: request.user (username, type, attributes), request.client (client_id, name), request.context (oauth_scopes, oauth_grant_type, oauth_code_verifier, oauth_jwt, and for token exchange subject_token and actor_token, the verified claims).' })
   expression!: string;
   @Field(() => DateTimeScalar) createdAt!: Date;
   @Field(() => DateTimeScalar) updatedAt!: Date;

@@ -8,6 +8,7 @@ import { AppPasswordResolver, UserAppPasswordsResolver } from './app-passwords.j
 import { FederatedSourceResolver, ProviderFederationResolver } from './federated-sources.js';
 import { EventResolver } from './events.js';
 import { ExpressionPolicyResolver, PolicyBindingResolver, ScopeMappingResolver, SourcePropertyMappingResolver } from './policies.js';
+import { TokenExchangeTestResolver } from './token-exchange-test.js';
 
 /** Every resolver of the admin API; a new entity adds its resolver here. */
 export const RESOLVERS = [
@@ -17,6 +18,7 @@ export const RESOLVERS = [
   FederatedSourceResolver,
   EventResolver,
   ExpressionPolicyResolver, PolicyBindingResolver, SourcePropertyMappingResolver, ScopeMappingResolver,
+  TokenExchangeTestResolver,
 ] as const;
 
 let built: Promise<GraphQLSchema> | null = null;

@@ -7,6 +7,7 @@ import { TtlCache } from './cache.js';
 import { generateSecret, sha256Hex } from './secrets.js';
 import { validateName } from './providers.js';
 import { validateScopes } from './scopes.js';
+import { validateAllowedAudiences } from './audiences.js';
 import type { Collections } from '../store/ports.js';
 import { ConflictError } from '../store/errors.js';
 
@@ -17,12 +18,14 @@ export interface CreateClientInput {
   grantTypes: GrantType[];
   allowedScopes?: string[] | null;
   clientId?: string | null;
+  allowedAudiences?: string[] | null;
 }
 
 export interface UpdateClientInput {
   name?: string | null;
   grantTypes?: GrantType[] | null;
   allowedScopes?: string[] | null;
+  allowedAudiences?: string[] | null;
 }
 
 export interface ClientWithSecret {
@@ -84,6 +87,7 @@ export class ClientService {
       type: input.type,
       grantTypes: validateGrantTypes(input.grantTypes),
       allowedScopes: validateScopes('allowedScopes', input.allowedScopes ?? []),
+      allowedAudiences: validateAllowedAudiences('allowedAudiences', input.allowedAudiences ?? []),
       secretHash: clientSecret ? sha256Hex(clientSecret) : null,
       createdAt: now,
       updatedAt: now,
@@ -103,6 +107,7 @@ export class ClientService {
     if (input.name != null) $set.name = validateName('name', input.name);
     if (input.grantTypes != null) $set.grantTypes = validateGrantTypes(input.grantTypes);
     if (input.allowedScopes != null) $set.allowedScopes = validateScopes('allowedScopes', input.allowedScopes);
+    if (input.allowedAudiences != null) $set.allowedAudiences = validateAllowedAudiences('allowedAudiences', input.allowedAudiences);
     const updated = await this.collections.clients.updateOne({ id }, { $set });
     if (!updated) throw new NotFoundError('client', id);
     this.byClientId.delete(updated.clientId);

@@ -66,6 +66,8 @@ export interface StartInput {
   scopes: readonly string[];
   codeChallenge: string | null;
   codeChallengeMethod: 'S256' | 'plain' | null;
+  /** RFC 8707 resources, applied when the code is exchanged. */
+  audience?: readonly string[];
 }
 
 export interface StartedAuthorization {
@@ -119,6 +121,7 @@ export class DeviceFlowService {
         scopes: [...input.scopes],
         codeChallenge: input.codeChallenge,
         codeChallengeMethod: input.codeChallenge ? input.codeChallengeMethod ?? 'plain' : null,
+        ...(input.audience && input.audience.length > 0 ? { audience: [...input.audience] } : {}),
         status: 'pending',
         intervalSeconds: answeredPollInterval(settings),
         nextPollAt: null,

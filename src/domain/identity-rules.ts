@@ -17,6 +17,7 @@ import type { Services } from './services.js';
 import type { ProspectiveAccount } from './generated-accounts.js';
 import { isUsable } from './users.js';
 import { looksLikeJwt } from './federation/verify-assertion.js';
+import type { IncomingJwtOptions } from './federation/incoming-jwt.js';
 import { clientIdentityKey, sourceIdentityKey } from './federation/service-accounts.js';
 
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -69,6 +70,9 @@ export interface PresentedCredentials {
 export type RuleServices = Pick<Services, 'appPasswords' | 'generatedAccounts' | 'jwtVerifier' | 'policies' | 'users'>;
 
 const NOT_ACCEPTED = 'the JWT is not accepted';
+
+/** Where the JWT came: client_credentials' assertion or secret, jwt-bearer's assertion, token exchange's subject_token. */
+export type JwtCarrier = 'client_assertion' | 'client_secret' | 'assertion' | 'subject_token';
 
 function refused(rule: Refusal['rule'], error: Refusal['error'], description: string, detail: string, extra: Partial<Refusal> = {}): Refusal {
   return { kind: 'refused', rule, error, description, detail, username: null, context: {}, ...extra };
@@ -151,9 +155,9 @@ export async function clientSecretRule(services: RuleServices, provider: Provide
 
 /** Rule 4: a JWT, through the one verifier of incoming JWTs. */
 export async function jwtRule(
-  services: RuleServices, provider: Provider, jwt: string, carrier: 'client_assertion' | 'client_secret', requestId: string,
+  services: RuleServices, provider: Provider, jwt: string, carrier: JwtCarrier, requestId: string, options: IncomingJwtOptions = {},
 ): Promise<Identity | Refusal> {
-  const verified = await services.jwtVerifier.verifyIncomingJwt(provider, jwt);
+  const verified = await services.jwtVerifier.verifyIncomingJwt(provider, jwt, options);
   if (verified.kind === 'refused') {
     const rule = verified.federatedProvider ? 'federated_provider' : 'federated_source';
     const context: Record<string, unknown> = { assertionCarrier: carrier, assertionRejection: verified.reason };

@@ -5,7 +5,7 @@
 import type { JWK } from 'jose';
 
 export type ClientType = 'CONFIDENTIAL' | 'PUBLIC';
-export const GRANT_TYPES = ['DEVICE_CODE', 'CLIENT_CREDENTIALS', 'PASSWORD', 'REFRESH_TOKEN'] as const;
+export const GRANT_TYPES = ['DEVICE_CODE', 'CLIENT_CREDENTIALS', 'PASSWORD', 'REFRESH_TOKEN', 'JWT_BEARER', 'TOKEN_EXCHANGE'] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
 export const SIGNING_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'] as const;
 export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
@@ -48,6 +48,8 @@ export interface Client {
   type: ClientType;
   grantTypes: GrantType[];
   allowedScopes: string[];
+  /** What a token request may ask for as `resource` or `audience` (RFC 8707); absent on round-1 records (none). */
+  allowedAudiences?: string[];
   /** SHA-256 (hex) of the client secret; null for public clients. */
   secretHash: string | null;
   createdAt: Date;
@@ -130,6 +132,8 @@ export interface DeviceAuthorization {
   scopes: string[];
   codeChallenge: string | null;
   codeChallengeMethod: 'S256' | 'plain' | null;
+  /** The `resource` values of the device authorization request (RFC 8707), applied when the code is exchanged. */
+  audience?: string[];
   status: DeviceAuthorizationStatus;
   /** Current polling interval; each slow_down adds 5 s (RFC 8628 §3.5). */
   intervalSeconds: number;
@@ -151,6 +155,8 @@ export interface RefreshToken {
   providerId: string;
   userId: string;
   scopes: string[];
+  /** The audience granted (RFC 8707); a refresh may narrow it. Absent or empty: the client_id. */
+  audience?: string[];
   /** Set once when the token is exchanged for a new one. */
   usedAt: Date | null;
   revokedAt: Date | null;

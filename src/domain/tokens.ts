@@ -9,6 +9,7 @@ import { randomUUID, type KeyObject } from 'node:crypto';
 import { CompactSign, decodeJwt, errors, jwtVerify, type CompactJWSHeaderParameters, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import type { Client, Provider, RefreshToken, User } from './model.js';
 import { isUsable } from './users.js';
+import { audClaim } from './audiences.js';
 import { credentialSid, denyTokensOf } from './token-bindings.js';
 import { RefreshTokenRepository } from '../store/repositories.js';
 import { ConflictError } from '../store/errors.js';
@@ -20,7 +21,8 @@ import type { Collections } from '../store/ports.js';
 export interface AccessTokenClaims extends JWTPayload {
   iss: string;
   sub: string;
-  aud: string;
+  /** The client_id, or the requested audience (RFC 8707): a string for one value, an array for several. */
+  aud: string | string[];
   client_id: string;
   scope: string;
   iat: number;
@@ -28,6 +30,8 @@ export interface AccessTokenClaims extends JWTPayload {
   jti: string;
   /** The credential the token was issued on (token-bindings.ts), when it has one besides its user and client. */
   sid?: string;
+  /** Delegation (RFC 8693 §4.1): the actor, with the actors before it nested inside. */
+  act?: Record<string, unknown>;
 }
 
 export interface IssuedAccessToken {
@@ -49,6 +53,12 @@ export interface IssueInput {
   appPasswordId?: string | null;
   /** The refresh-token family issued with the token: revoking the family revokes the token. */
   refreshFamilyId?: string | null;
+  /** The requested audience (RFC 8707); none: the client_id. */
+  audience?: readonly string[] | null;
+  /** The actor of a token exchange (RFC 8693 §4.1). */
+  act?: Record<string, unknown> | null;
+  /** A token exchanged for this one was bound to this credential: this one dies with it too. */
+  sid?: string | null;
 }
 
 export interface VerifiedAccessToken {
@@ -120,7 +130,7 @@ function signCompact(key: KeyObject, header: CompactJWSHeaderParameters, payload
   return new CompactSign(Buffer.from(JSON.stringify(payload))).setProtectedHeader(header).sign(key);
 }
 
-const RESERVED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'sid', 'client_id', 'scope', 'auth_time', 'acr', 'amr', 'typ', 'azp', 'nonce']);
+const RESERVED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'sid', 'client_id', 'scope', 'auth_time', 'acr', 'amr', 'typ', 'azp', 'nonce', 'act', 'may_act', 'cnf']);
 
 export class TokenService {
   private readonly keyReloads = new Map<string, number>();
@@ -147,19 +157,20 @@ export class TokenService {
   async issueAccessToken(input: IssueInput): Promise<IssuedAccessToken> {
     const { provider, client, user, scopes } = input;
     const { key, now, exp, extra } = await this.prepare(input);
-    const sid = input.appPasswordId ? credentialSid('app_password', input.appPasswordId)
+    const sid = input.sid ? input.sid : input.appPasswordId ? credentialSid('app_password', input.appPasswordId)
       : input.refreshFamilyId ? credentialSid('refresh_family', input.refreshFamilyId) : undefined;
     const claims: AccessTokenClaims = {
       ...extra,
       iss: this.providers.issuer(provider),
       sub: user.id,
-      aud: client.clientId,
+      aud: audClaim(input.audience, client.clientId),
       client_id: client.clientId,
       scope: scopes.join(' '),
       iat: now,
       exp,
       jti: randomUUID(),
       ...(sid ? { sid } : {}),
+      ...(input.act ? { act: input.act } : {}),
     };
     const token = await signCompact(key.privateKey, headersOf(key).accessToken, claims);
     return { token, claims, expiresIn: Math.max(0, exp - now) };
@@ -344,6 +355,7 @@ export class TokenService {
 
   async issueRefreshToken(input: {
     provider: Provider; clientId: string; userId: string; scopes: readonly string[]; familyId?: string; notAfter?: Date | null;
+    audience?: readonly string[] | null;
   }): Promise<{ token: string; record: RefreshToken }> {
     const token = generateSecret();
     const now = new Date();
@@ -357,6 +369,7 @@ export class TokenService {
       providerId: input.provider.id,
       userId: input.userId,
       scopes: [...input.scopes],
+      ...(input.audience && input.audience.length > 0 ? { audience: [...input.audience] } : {}),
       usedAt: null,
       revokedAt: null,
       expiresAt,

@@ -12,6 +12,20 @@ export const FORM_BODY_LIMIT = 64 * 1024;
 
 export type FormParams = Map<string, string>;
 
+/**
+ * The parameters that may appear more than once (RFC 8707 §2 `resource`, RFC 8693 §2.1 `audience`);
+ * every other one given twice is refused. The map holds the first value; allValues gives them all.
+ */
+const REPEATABLE = new Set(['resource', 'audience']);
+const repeated = new WeakMap<FormParams, Map<string, string[]>>();
+
+/** Every value of a repeatable parameter, in order (none: an empty list). */
+export function allValues(params: FormParams, name: string): string[] {
+  const first = params.get(name);
+  if (first === undefined) return [];
+  return repeated.get(params)?.get(name) ?? [first];
+}
+
 /** `+` is a space, then percent-escapes; a piece with neither is taken as it is (decodeURIComponent is the costly part). */
 function decodePiece(piece: string): string {
   const spaced = piece.indexOf('+') === -1 ? piece : piece.replaceAll('+', ' ');
@@ -37,8 +51,14 @@ export function parseFormEncoded(raw: string, where: string): FormParams {
       } catch {
         throw new OAuthError('invalid_request', `the ${where} is not valid form encoding (bad percent-escape or UTF-8)`);
       }
-      if (params.has(name)) throw new OAuthError('invalid_request', `parameter '${name}' was given more than once`);
-      params.set(name, value);
+      if (params.has(name)) {
+        if (!REPEATABLE.has(name)) throw new OAuthError('invalid_request', `parameter '${name}' was given more than once`);
+        let lists = repeated.get(params);
+        if (!lists) repeated.set(params, (lists = new Map()));
+        const list = lists.get(name) ?? [params.get(name)!];
+        list.push(value);
+        lists.set(name, list);
+      } else params.set(name, value);
     }
     start = amp + 1;
   }

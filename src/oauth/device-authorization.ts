@@ -9,6 +9,7 @@ import { deviceFlowFor, UserCodeSpaceExhaustedError, type StartedAuthorization }
 import { parseScopeParameter, permittedScopes } from '../domain/scopes.js';
 import { Memo } from '../domain/cache.js';
 import { readQuery, type FormParams } from '../http/body.js';
+import { audienceOf } from './audience.js';
 import { OAuthError } from './errors.js';
 import { oauthEndpoint, type OAuthAdmission } from './endpoint.js';
 import { DeviceAuthorizationLimiter } from '../domain/rate-limits.js';
@@ -99,6 +100,9 @@ export function deviceAuthorizationEndpoint(services: Services) {
     const outside = scopes.filter((s) => !permitted.includes(s));
     if (outside.length > 0) throw new OAuthError('invalid_scope', `this client may not ask for: ${outside.join(' ')}`);
 
+    // RFC 8707 §2: stored with the code, the token's aud when the code is exchanged.
+    const audience = audienceOf(body, client, false);
+
     const challenge = parseCodeChallenge(oneOf('code_challenge', body, query), oneOf('code_challenge_method', body, query));
     if (!challenge && provider.deviceFlow.requirePkce) {
       throw new OAuthError('invalid_request', 'this provider requires PKCE: send code_challenge (S256 recommended)');
@@ -112,6 +116,7 @@ export function deviceAuthorizationEndpoint(services: Services) {
         scopes,
         codeChallenge: challenge?.codeChallenge ?? null,
         codeChallengeMethod: challenge?.codeChallengeMethod ?? null,
+        audience,
       });
     } catch (error) {
       if (!(error instanceof UserCodeSpaceExhaustedError)) throw error;

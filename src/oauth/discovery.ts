@@ -17,7 +17,11 @@ export function providerMetadata(services: Services, provider: Provider): Record
     jwks_uri: `${base}/${provider.slug}/jwks/`,
     grant_types_supported: [
       'urn:ietf:params:oauth:grant-type:device_code', 'client_credentials', 'password', 'refresh_token',
+      'urn:ietf:params:oauth:grant-type:jwt-bearer', 'urn:ietf:params:oauth:grant-type:token-exchange',
     ],
+    // RFC 8707: a token asked for with resource (or audience) has exactly those as aud, else the
+    // client_id; a resource server accepts only tokens whose aud contains its own identifier.
+    resource_indicators_supported: true,
     // There is no authorization endpoint: tokens come from the device flow and the token endpoint.
     response_types_supported: [],
     scopes_supported: [...DEFAULT_SCOPES],

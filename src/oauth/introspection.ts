@@ -90,6 +90,7 @@ export function introspectionEndpoint(services: Services) {
         aud: claims.aud,
         iss: claims.iss,
         jti: claims.jti,
+        ...(claims.act ? { act: claims.act } : {}),
       };
       return;
     }

@@ -10,6 +10,8 @@ import { oauthEndpoint } from './endpoint.js';
 import { authenticateClient, extractClientCredentials, requireGrant, type AuthenticatedClient, type PresentedClient } from './client-auth.js';
 import type { Grant } from './grants/grant.js';
 import { GRANTS } from './grants/index.js';
+import { TOKEN_EXCHANGE_GRANT_TYPE } from './grants/token-exchange.js';
+import { audienceOf } from './audience.js';
 
 /**
  * The event of a request refused before its client was authenticated. A request naming no known
@@ -37,22 +39,24 @@ export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRA
     const authorization = ctx.get('authorization') || undefined;
     let presented: PresentedClient | undefined;
     let client: AuthenticatedClient;
+    let audience: string[];
     try {
       presented = extractClientCredentials(authorization, body);
       client = await authenticateClient(services, presented, { requireSecret: grant.requireClientSecret });
       requireGrant(client.client, grant.clientGrant);
+      audience = audienceOf(body, client.client, grantType === TOKEN_EXCHANGE_GRANT_TYPE);
     } catch (error) {
       if (grant.failureAction && error instanceof OAuthError) {
         await recordClientAuthenticationFailure(services, unknownClientEvents, ctx, {
           action: grant.failureAction,
           requestId,
           clientId: presented?.clientIds[0] ?? body.get('client_id') ?? null,
-          context: { grantType, rule: 'none', stage: 'client_authentication', error: error.code, reason: error.detail ?? error.description },
+          context: { grantType, rule: 'none', stage: error.code === 'invalid_target' ? 'audience' : 'client_authentication', error: error.code, reason: error.detail ?? error.description },
         });
       }
       throw error;
     }
-    const response = await grant.handle(services, { params: body, requestId, client, presented, authorization });
+    const response = await grant.handle(services, { params: body, requestId, client, presented, authorization, audience });
     ctx.status = 200;
     ctx.body = response;
   });

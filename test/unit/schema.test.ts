@@ -32,9 +32,6 @@ const NOT_BUILT_YET: readonly string[] = [
   // Configuration as code (issue 16)
   'ConfigChangeAction', 'ConfigChange', 'ConfigSecret', 'ConfigPlan',
   'Query.exportConfig', 'Query.planConfig', 'Mutation.applyConfig',
-  // Workload identity (issue 13)
-  'GrantType.JWT_BEARER', 'GrantType.TOKEN_EXCHANGE',
-  'Client.allowedAudiences', 'CreateClientInput.allowedAudiences', 'UpdateClientInput.allowedAudiences',
   // DPoP (issue 14)
   'Provider.dpopNonce', 'CreateProviderInput.dpopNonce', 'UpdateProviderInput.dpopNonce',
   'Client.requireDpop', 'CreateClientInput.requireDpop', 'UpdateClientInput.requireDpop',

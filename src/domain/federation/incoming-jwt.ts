@@ -46,6 +46,14 @@ export interface IncomingJwtDependencies {
   tokenEndpoint: string;
 }
 
+export interface IncomingJwtOptions {
+  /**
+   * Token exchange (RFC 8693): an access token of the requesting provider itself is accepted like
+   * one of its federated providers (a resource server exchanging the token it was called with).
+   */
+  acceptOwnAccessTokens?: boolean;
+}
+
 export class IncomingJwtVerifier {
   readonly sources: SourceJwtVerifier;
 
@@ -58,13 +66,13 @@ export class IncomingJwtVerifier {
     this.sources.invalidate(sourceId);
   }
 
-  async verifyIncomingJwt(provider: Provider, jwt: string): Promise<VerifiedIncomingJwt | JwtRefusal> {
+  async verifyIncomingJwt(provider: Provider, jwt: string, options: IncomingJwtOptions = {}): Promise<VerifiedIncomingJwt | JwtRefusal> {
     if (jwt.length <= MAX_JWT_LENGTH && COMPACT_JWE.test(jwt)) {
       return refusal('jwe', 'an encrypted JWT (JWE) is not accepted: send the signed JWT itself');
     }
     const peeked = peekJwt(jwt);
     const issuer = typeof peeked?.payload.iss === 'string' ? await this.ourProvider(peeked.payload.iss) : null;
-    if (issuer) return this.verifyProviderToken(provider, issuer, jwt, peeked!.header);
+    if (issuer) return this.verifyProviderToken(provider, issuer, jwt, peeked!.header, options);
     if (provider.federatedSourceIds.length === 0) {
       return refusal('not_trusted', provider.federatedProviderIds.length === 0
         ? `provider ${provider.slug} trusts no federated sources or providers`
@@ -85,9 +93,12 @@ export class IncomingJwtVerifier {
     return [this.deps.providers.issuer(provider), endpoint, endpoint.replace(/\/$/, '')];
   }
 
-  private async verifyProviderToken(provider: Provider, issuer: Provider, jwt: string, header: ProtectedHeaderParameters): Promise<VerifiedIncomingJwt | JwtRefusal> {
+  private async verifyProviderToken(
+    provider: Provider, issuer: Provider, jwt: string, header: ProtectedHeaderParameters, options: IncomingJwtOptions,
+  ): Promise<VerifiedIncomingJwt | JwtRefusal> {
     const refuse = (reason: JwtRefusalReason, detail: string) => ({ ...refusal(reason, detail), federatedProvider: issuer.slug });
-    if (!provider.federatedProviderIds.includes(issuer.id)) {
+    const own = options.acceptOwnAccessTokens === true && issuer.id === provider.id;
+    if (!own && !provider.federatedProviderIds.includes(issuer.id)) {
       return refuse('provider_not_trusted', `the JWT was issued by provider ${issuer.slug}, which is not a federated provider of ${provider.slug}`);
     }
     if (normalizeTyp(header.typ) !== 'at+jwt') {

@@ -66,10 +66,23 @@ export interface TokenPolicyInput {
   scopes: readonly string[];
   codeVerifier?: string | null;
   jwtClaims?: Record<string, unknown> | null;
+  /** Token exchange (RFC 8693): the verified claims of the subject and actor tokens. */
+  subjectToken?: Record<string, unknown> | null;
+  actorToken?: Record<string, unknown> | null;
   requestId: string | null;
 }
 
-export type PolicyDecision = { allowed: true } | { allowed: false; policyName: string; reason: string };
+/** Allowed: `clientPolicies` counts the policies bound to the client that passed (a token exchange's delegation needs one). */
+export type PolicyDecision = { allowed: true; clientPolicies: number } | { allowed: false; policyName: string; reason: string };
+
+/** One bound policy's verdict, for the admin's dry runs. */
+export interface PolicyOutcome {
+  policy: string;
+  target: PolicyTargetType;
+  passed: boolean;
+  /** Why it did not pass; null when it did. */
+  reason: string | null;
+}
 
 export interface ExpressionTestResult {
   /** For policies: true only when the expression returned true. */
@@ -315,25 +328,10 @@ export class PolicyService {
 
   /** Every policy bound to the provider and to the client must return true; the first that does not denies. */
   async evaluateTokenPolicies(input: TokenPolicyInput): Promise<PolicyDecision> {
-    const [providerPolicies, clientPolicies] = await Promise.all([
-      this.policiesBoundTo('PROVIDER', input.provider.id),
-      this.policiesBoundTo('CLIENT', input.client.id),
-    ]);
-    if (providerPolicies.length === 0 && clientPolicies.length === 0) return { allowed: true };
-    const variables = {
-      request: {
-        user: userView(input.user),
-        client: clientView(input.client),
-        provider: { name: input.provider.name, slug: input.provider.slug },
-        context: {
-          oauth_scopes: [...input.scopes],
-          oauth_grant_type: input.grantType,
-          oauth_code_verifier: input.codeVerifier ?? null,
-          oauth_jwt: input.jwtClaims ?? null,
-        },
-      },
-    };
-    for (const policy of [...providerPolicies, ...clientPolicies]) {
+    const bound = await this.boundTokenPolicies(input);
+    if (bound.length === 0) return { allowed: true, clientPolicies: 0 };
+    const variables = tokenPolicyVariables(input);
+    for (const { policy } of bound) {
       const reason = this.runPolicy(policy, variables);
       if (reason === null) continue;
       this.events.record({
@@ -345,7 +343,28 @@ export class PolicyService {
       });
       return { allowed: false, policyName: policy.name, reason };
     }
-    return { allowed: true };
+    return { allowed: true, clientPolicies: bound.filter((b) => b.target === 'CLIENT').length };
+  }
+
+  /** Every bound policy's verdict, recording nothing: what evaluateTokenPolicies would decide, for dry runs. */
+  async explainTokenPolicies(input: TokenPolicyInput): Promise<PolicyOutcome[]> {
+    const bound = await this.boundTokenPolicies(input);
+    const variables = tokenPolicyVariables(input);
+    return bound.map(({ policy, target }) => {
+      const reason = this.runPolicy(policy, variables);
+      return { policy: policy.name, target, passed: reason === null, reason };
+    });
+  }
+
+  private async boundTokenPolicies(input: TokenPolicyInput): Promise<{ policy: ExpressionPolicy; target: PolicyTargetType }[]> {
+    const [providerPolicies, clientPolicies] = await Promise.all([
+      this.policiesBoundTo('PROVIDER', input.provider.id),
+      this.policiesBoundTo('CLIENT', input.client.id),
+    ]);
+    return [
+      ...providerPolicies.map((policy) => ({ policy, target: 'PROVIDER' as const })),
+      ...clientPolicies.map((policy) => ({ policy, target: 'CLIENT' as const })),
+    ];
   }
 
   /**
@@ -455,6 +474,25 @@ export class PolicyService {
     if (!(await this.collections.providers.findOne({ id }))) throw new NotFoundError('provider', id);
     return id;
   }
+}
+
+/** What `request` shows a token policy. */
+function tokenPolicyVariables(input: TokenPolicyInput): Record<string, unknown> {
+  return {
+    request: {
+      user: userView(input.user),
+      client: clientView(input.client),
+      provider: { name: input.provider.name, slug: input.provider.slug },
+      context: {
+        oauth_scopes: [...input.scopes],
+        oauth_grant_type: input.grantType,
+        oauth_code_verifier: input.codeVerifier ?? null,
+        oauth_jwt: input.jwtClaims ?? null,
+        subject_token: input.subjectToken ?? null,
+        actor_token: input.actorToken ?? null,
+      },
+    },
+  };
 }
 
 function sourceView(source: FederatedSource): Record<string, unknown> {

@@ -10,6 +10,7 @@ import { OAuthError, invalidGrant } from '../errors.js';
 import { verifierMatches } from '../pkce.js';
 import type { Grant } from './grant.js';
 import { authorizeUserTokens, issueUserTokens } from './user-tokens.js';
+import { narrowed } from '../audience.js';
 
 export const DEVICE_CODE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -17,7 +18,7 @@ export const deviceCodeGrant: Grant = {
   grantType: DEVICE_CODE_GRANT_TYPE,
   clientGrant: 'DEVICE_CODE',
   requireClientSecret: true,
-  async handle(services, { params, requestId, client: { client, provider } }) {
+  async handle(services, { params, requestId, client: { client, provider }, audience: requested }) {
     const deviceCode = params.get('device_code');
     if (!deviceCode) throw new OAuthError('invalid_request', 'device_code is required');
     const codeVerifier = params.get('code_verifier');
@@ -54,9 +55,10 @@ export const deviceCodeGrant: Grant = {
     const approved = result.authorization;
     const user = approved.userId ? await services.users.get(approved.userId) : null;
     if (!user || !isUsable(user)) throw invalidGrant('the device code is invalid', 'the approving user is gone or inactive');
+    const audience = narrowed(requested, approved.audience ?? [], client);
     // Policies decide before the code is spent; a refusal answers access_denied, which ends the device's polling.
     const authorized = await authorizeUserTokens(services, {
-      provider, client, user, scopes: approved.scopes, requestId, grant: DEVICE_CODE_GRANT_TYPE, codeVerifier: codeVerifier ?? null,
+      provider, client, user, scopes: approved.scopes, requestId, grant: DEVICE_CODE_GRANT_TYPE, codeVerifier: codeVerifier ?? null, audience,
     }, 'access_denied');
     if (!(await flow.exchange(approved))) throw invalidGrant('the device code was already used', 'another poll exchanged it first');
     return issueUserTokens(services, authorized);

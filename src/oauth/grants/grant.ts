@@ -17,6 +17,8 @@ export interface TokenRequest {
   presented: PresentedClient;
   /** The raw Authorization header, if any. */
   authorization: string | undefined;
+  /** The `resource` (and, for token exchange, `audience`) values, each in the client's allowedAudiences (RFC 8707). */
+  audience: string[];
 }
 
 /** The successful token response (RFC 6749 §5.1); serialised as JSON by the endpoint. */
@@ -27,6 +29,8 @@ export interface TokenResponse {
   scope: string;
   refresh_token?: string;
   id_token?: string;
+  /** RFC 8693 §2.2.1. */
+  issued_token_type?: string;
 }
 
 export interface Grant {

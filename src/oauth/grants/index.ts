@@ -3,5 +3,7 @@ import type { Grant } from './grant.js';
 import { deviceCodeGrant } from './device-code.js';
 import { refreshTokenGrant } from './refresh-token.js';
 import { clientCredentialsGrant, passwordGrant } from './client-credentials.js';
+import { jwtBearerGrant } from './jwt-bearer.js';
+import { tokenExchangeGrant } from './token-exchange.js';
 
-export const GRANTS: readonly Grant[] = [deviceCodeGrant, refreshTokenGrant, clientCredentialsGrant, passwordGrant];
+export const GRANTS: readonly Grant[] = [deviceCodeGrant, refreshTokenGrant, clientCredentialsGrant, passwordGrant, jwtBearerGrant, tokenExchangeGrant];

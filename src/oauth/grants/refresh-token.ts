@@ -9,12 +9,13 @@ import { isUsable } from '../../domain/users.js';
 import { OAuthError, invalidGrant } from '../errors.js';
 import type { Grant } from './grant.js';
 import { authorizeUserTokens, issueUserTokens } from './user-tokens.js';
+import { narrowed } from '../audience.js';
 
 export const refreshTokenGrant: Grant = {
   grantType: 'refresh_token',
   clientGrant: 'REFRESH_TOKEN',
   requireClientSecret: true,
-  async handle(services, { params, requestId, client: { client, provider } }) {
+  async handle(services, { params, requestId, client: { client, provider }, audience: requested }) {
     const presented = params.get('refresh_token');
     if (!presented) throw new OAuthError('invalid_request', 'refresh_token is required');
     const scopeParam = params.get('scope');
@@ -40,8 +41,9 @@ export const refreshTokenGrant: Grant = {
     // Scopes the admin has since taken from the client are not renewed.
     const permitted = permittedScopes(client.allowedScopes);
     const scopes = (asked ?? record.scopes).filter((s) => permitted.includes(s));
+    const audience = narrowed(requested, record.audience ?? [], client);
     // Policies decide before the token is spent, so a refusal does not cost the user the token.
-    const authorized = await authorizeUserTokens(services, { provider, client, user, scopes, requestId, grant: 'refresh_token' }, 'invalid_grant');
+    const authorized = await authorizeUserTokens(services, { provider, client, user, scopes, requestId, grant: 'refresh_token', audience }, 'invalid_grant');
 
     // The one conditional update that decides which of several racing uses wins.
     const spent = await services.store.refreshTokenRepository.spend(record.tokenHash, now);

@@ -27,6 +27,17 @@ export interface UserTokenInput {
   notAfter?: Date | null;
   /** The app password the tokens are issued on: revoking it revokes them. */
   appPasswordId?: string | null;
+  /** The audience the request asked for (RFC 8707); none: the client_id. */
+  audience?: readonly string[];
+  /** The actor of a token exchange (RFC 8693 §4.1). */
+  act?: Record<string, unknown> | null;
+  /** Token exchange: the verified subject and actor tokens' claims, for policies. */
+  subjectToken?: Record<string, unknown> | null;
+  actorToken?: Record<string, unknown> | null;
+  /** Token exchange: the subject token's credential sid, so the new token dies with it. */
+  sid?: string | null;
+  /** Token exchange with an actor the subject's may_act does not name: a policy bound to the client must allow it. */
+  delegationByPolicy?: boolean;
 }
 
 export interface AuthorizedUserTokens extends UserTokenInput {
@@ -54,9 +65,14 @@ export async function enforceTokenPolicies(
   const { provider, client, user, scopes, requestId } = input;
   const decision = await services.policies.evaluateTokenPolicies({
     provider, client, user, grantType: input.grant, scopes, codeVerifier: input.codeVerifier ?? null, jwtClaims: input.jwtClaims ?? null, requestId,
+    subjectToken: input.subjectToken ?? null, actorToken: input.actorToken ?? null,
   });
   if (!decision.allowed) {
     throw new OAuthError(refusal, 'the request was refused by a policy', `policy '${decision.policyName}' denied: ${decision.reason}`);
+  }
+  if (input.delegationByPolicy && decision.clientPolicies === 0) {
+    throw new OAuthError('invalid_grant', 'the actor may not act for the subject',
+      "the subject token has no may_act naming the actor, and no policy is bound to the client to allow the delegation");
   }
 }
 
@@ -72,6 +88,8 @@ export interface IssueOptions {
   refreshToken?: boolean;
   /** The event to record instead of TOKEN_ISSUED, with context added to the usual one. */
   event?: { action: string; context: Record<string, unknown> };
+  /** RFC 8693 §2.2.1: token exchange says what it issued. */
+  issuedTokenType?: string;
 }
 
 export async function issueUserTokens(
@@ -83,20 +101,22 @@ export async function issueUserTokens(
   const refreshFamilyId = (options.refreshToken ?? client.grantTypes.includes('REFRESH_TOKEN')) ? (input.refreshFamilyId ?? randomUUID()) : null;
   const access = await services.tokens.issueAccessToken({
     provider, client, user, scopes, extraClaims, notAfter, refreshFamilyId, appPasswordId: input.appPasswordId ?? null,
+    audience: input.audience ?? null, act: input.act ?? null, sid: input.sid ?? null,
   });
   const response: TokenResponse = {
     access_token: access.token,
     token_type: 'Bearer',
     expires_in: access.expiresIn,
     scope: scopes.join(' '),
+    ...(options.issuedTokenType ? { issued_token_type: options.issuedTokenType } : {}),
   };
-  if (scopes.includes('openid')) {
+  if (scopes.includes('openid') && !options.issuedTokenType) {
     response.id_token = await services.tokens.issueIdToken({ provider, client, user, scopes, extraClaims, notAfter });
   }
   if (refreshFamilyId) {
     // Rotation keeps the new refresh token in its family.
     const refresh = await services.tokens.issueRefreshToken({
-      provider, clientId: client.clientId, userId: user.id, scopes, familyId: refreshFamilyId, notAfter,
+      provider, clientId: client.clientId, userId: user.id, scopes, familyId: refreshFamilyId, notAfter, audience: input.audience ?? null,
     });
     response.refresh_token = refresh.token;
   }
@@ -106,10 +126,11 @@ export async function issueUserTokens(
     clientId: client.clientId,
     username: user.username,
     context: {
-      grantType: input.grant, providerId: provider.id, scope: response.scope, jti: access.claims.jti,
+      grantType: input.grant, providerId: provider.id, scope: response.scope, jti: access.claims.jti, aud: access.claims.aud,
       refreshToken: response.refresh_token !== undefined, idToken: response.id_token !== undefined,
       ...options.event?.context,
     },
   });
   return response;
 }
+
