@@ -36,6 +36,7 @@ export class CreateClientInput {
   @Field(() => [GrantTypeEnum]) grantTypes!: GrantType[];
   @Field(() => [String], { nullable: true }) allowedScopes?: string[] | null;
   @Field(() => String, { nullable: true, description: 'Optional fixed client_id; generated when absent.' }) clientId?: string | null;
+  @Field(() => Boolean, { nullable: true }) requireDpop?: boolean | null;
 }
 
 @InputType('UpdateClientInput')
@@ -43,6 +44,7 @@ export class UpdateClientInput {
   @Field(() => String, { nullable: true }) name?: string | null;
   @Field(() => [GrantTypeEnum], { nullable: true }) grantTypes?: GrantType[] | null;
   @Field(() => [String], { nullable: true }) allowedScopes?: string[] | null;
+  @Field(() => Boolean, { nullable: true }) requireDpop?: boolean | null;
 }
 
 @Resolver(() => ClientObject)
@@ -61,6 +63,11 @@ export class ClientResolver {
     if (id) return services.clients.get(id);
     if (clientId) return services.clients.findByClientId(clientId);
     throw new ValidationError('id', 'give id or clientId');
+  }
+
+  @FieldResolver(() => Boolean, { description: 'Version 2: tokens only with a DPoP proof.' })
+  requireDpop(@Root() client: Client): boolean {
+    return client.requireDpop === true;
   }
 
   @FieldResolver(() => ProviderType)

@@ -17,12 +17,14 @@ export interface CreateClientInput {
   grantTypes: GrantType[];
   allowedScopes?: string[] | null;
   clientId?: string | null;
+  requireDpop?: boolean | null;
 }
 
 export interface UpdateClientInput {
   name?: string | null;
   grantTypes?: GrantType[] | null;
   allowedScopes?: string[] | null;
+  requireDpop?: boolean | null;
 }
 
 export interface ClientWithSecret {
@@ -83,6 +85,7 @@ export class ClientService {
       grantTypes: validateGrantTypes(input.grantTypes),
       allowedScopes: validateScopes('allowedScopes', input.allowedScopes ?? []),
       secretHash: clientSecret ? sha256Hex(clientSecret) : null,
+      requireDpop: input.requireDpop ?? false,
       createdAt: now,
       updatedAt: now,
     };
@@ -101,6 +104,7 @@ export class ClientService {
     if (input.name != null) $set.name = validateName('name', input.name);
     if (input.grantTypes != null) $set.grantTypes = validateGrantTypes(input.grantTypes);
     if (input.allowedScopes != null) $set.allowedScopes = validateScopes('allowedScopes', input.allowedScopes);
+    if (input.requireDpop != null) $set.requireDpop = input.requireDpop;
     const updated = await this.collections.clients.updateOne({ id }, { $set });
     if (!updated) throw new NotFoundError('client', id);
     this.byClientId.delete(updated.clientId);

@@ -35,9 +35,6 @@ const NOT_BUILT_YET: readonly string[] = [
   // Workload identity (issue 13)
   'GrantType.JWT_BEARER', 'GrantType.TOKEN_EXCHANGE',
   'Client.allowedAudiences', 'CreateClientInput.allowedAudiences', 'UpdateClientInput.allowedAudiences',
-  // DPoP (issue 14)
-  'Provider.dpopNonce', 'CreateProviderInput.dpopNonce', 'UpdateProviderInput.dpopNonce',
-  'Client.requireDpop', 'CreateClientInput.requireDpop', 'UpdateClientInput.requireDpop',
 ];
 
 /** The schema element a breaking change is about: `Type`, `Type.field` or `Enum.VALUE`. */
