@@ -66,6 +66,8 @@ export interface StartInput {
   scopes: readonly string[];
   codeChallenge: string | null;
   codeChallengeMethod: 'S256' | 'plain' | null;
+  /** RFC 9449 dpop_jkt: the exchanging poll must carry a proof by this key. */
+  dpopJkt?: string | null;
 }
 
 export interface StartedAuthorization {
@@ -119,6 +121,7 @@ export class DeviceFlowService {
         scopes: [...input.scopes],
         codeChallenge: input.codeChallenge,
         codeChallengeMethod: input.codeChallenge ? input.codeChallengeMethod ?? 'plain' : null,
+        ...(input.dpopJkt ? { dpopJkt: input.dpopJkt } : {}),
         status: 'pending',
         intervalSeconds: answeredPollInterval(settings),
         nextPollAt: null,

@@ -28,6 +28,8 @@ export interface AccessTokenClaims extends JWTPayload {
   jti: string;
   /** The credential the token was issued on (token-bindings.ts), when it has one besides its user and client. */
   sid?: string;
+  /** RFC 9449 §6.1: the token is bound to the DPoP key of this RFC 7638 thumbprint. */
+  cnf?: { jkt: string };
 }
 
 export interface IssuedAccessToken {
@@ -49,6 +51,8 @@ export interface IssueInput {
   appPasswordId?: string | null;
   /** The refresh-token family issued with the token: revoking the family revokes the token. */
   refreshFamilyId?: string | null;
+  /** The DPoP key (RFC 7638 thumbprint) the token is bound to: its cnf.jkt. */
+  dpopJkt?: string | null;
 }
 
 export interface VerifiedAccessToken {
@@ -120,7 +124,7 @@ function signCompact(key: KeyObject, header: CompactJWSHeaderParameters, payload
   return new CompactSign(Buffer.from(JSON.stringify(payload))).setProtectedHeader(header).sign(key);
 }
 
-const RESERVED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'sid', 'client_id', 'scope', 'auth_time', 'acr', 'amr', 'typ', 'azp', 'nonce']);
+const RESERVED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'sid', 'client_id', 'scope', 'auth_time', 'acr', 'amr', 'typ', 'azp', 'nonce', 'cnf']);
 
 export class TokenService {
   private readonly keyReloads = new Map<string, number>();
@@ -160,9 +164,21 @@ export class TokenService {
       exp,
       jti: randomUUID(),
       ...(sid ? { sid } : {}),
+      ...(input.dpopJkt ? { cnf: { jkt: input.dpopJkt } } : {}),
     };
     const token = await signCompact(key.privateKey, headersOf(key).accessToken, claims);
     return { token, claims, expiresIn: Math.max(0, exp - now) };
+  }
+
+  /**
+   * This service, but every access token it issues is bound to the DPoP key `jkt` (unless the
+   * caller names one). The token endpoint hands it to the grant when the request carried a good
+   * proof, so every grant that issues through it is bound without code of its own.
+   */
+  confirmedBy(jkt: string): TokenService {
+    const bound = Object.create(this) as TokenService;
+    bound.issueAccessToken = (input) => this.issueAccessToken({ ...input, dpopJkt: input.dpopJkt ?? jkt });
+    return bound;
   }
 
   /** An OpenID Connect ID token for the same grant. */
@@ -344,6 +360,8 @@ export class TokenService {
 
   async issueRefreshToken(input: {
     provider: Provider; clientId: string; userId: string; scopes: readonly string[]; familyId?: string; notAfter?: Date | null;
+    /** RFC 9449 §5: a public client's refresh token is bound to its DPoP key. */
+    dpopJkt?: string | null;
   }): Promise<{ token: string; record: RefreshToken }> {
     const token = generateSecret();
     const now = new Date();
@@ -357,6 +375,7 @@ export class TokenService {
       providerId: input.provider.id,
       userId: input.userId,
       scopes: [...input.scopes],
+      ...(input.dpopJkt ? { dpopJkt: input.dpopJkt } : {}),
       usedAt: null,
       revokedAt: null,
       expiresAt,

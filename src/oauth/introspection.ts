@@ -82,7 +82,8 @@ export function introspectionEndpoint(services: Services) {
         scope: claims.scope,
         client_id: claims.client_id,
         username: user.username,
-        token_type: 'Bearer',
+        // RFC 9449 §6.2: a bound token says so, with its key's thumbprint.
+        token_type: claims.cnf ? 'DPoP' : 'Bearer',
         exp: claims.exp,
         iat: claims.iat,
         ...(typeof claims.nbf === 'number' ? { nbf: claims.nbf } : {}),
@@ -90,6 +91,7 @@ export function introspectionEndpoint(services: Services) {
         aud: claims.aud,
         iss: claims.iss,
         jti: claims.jti,
+        ...(claims.cnf ? { cnf: { jkt: claims.cnf.jkt } } : {}),
       };
       return;
     }

@@ -1,7 +1,11 @@
 /**
- * POST /application/o/token/: parse → authenticate the client → dispatch to the grant's module.
+ * POST /application/o/token/: parse → authenticate the client → check the DPoP proof, if any,
+ * once for every grant → dispatch to the grant's module.
  */
+import type { Context } from 'koa';
 import type { Services } from '../domain/services.js';
+import { DpopError, type VerifiedProof } from '../domain/dpop.js';
+import { dpopProofHeader } from './credentials.js';
 import { OAuthError } from './errors.js';
 import { oauthEndpoint } from './endpoint.js';
 import { authenticateClient, extractClientCredentials, requireGrant, type AuthenticatedClient, type PresentedClient } from './client-auth.js';
@@ -19,10 +23,12 @@ export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRA
     const authorization = ctx.get('authorization') || undefined;
     let presented: PresentedClient | undefined;
     let client: AuthenticatedClient;
+    let dpop: VerifiedProof | null;
     try {
       presented = extractClientCredentials(authorization, body);
       client = await authenticateClient(services, presented, { requireSecret: grant.requireClientSecret });
       requireGrant(client.client, grant.clientGrant);
+      dpop = await tokenRequestProof(services, ctx, client);
     } catch (error) {
       if (grant.failureAction && error instanceof OAuthError) {
         services.events.record({
@@ -34,8 +40,31 @@ export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRA
       }
       throw error;
     }
-    const response = await grant.handle(services, { params: body, requestId, client, presented, authorization });
+    // With a proof, every access token the grant issues is bound to its key (cnf.jkt).
+    const grantServices = dpop ? { ...services, tokens: services.tokens.confirmedBy(dpop.jkt) } : services;
+    const response = await grant.handle(grantServices, { params: body, requestId, client, presented, authorization, dpop });
+    if (client.provider.dpopNonce) ctx.set('DPoP-Nonce', services.dpop.currentNonce());
     ctx.status = 200;
     ctx.body = response;
   });
+}
+
+/**
+ * The request's DPoP proof, verified for this endpoint's URL (as the client sees it, from
+ * TESSERA_PUBLIC_URL) and the provider's nonce setting; null without one, refused for a client
+ * that requires DPoP. A bad proof is invalid_dpop_proof, a missing nonce use_dpop_nonce (RFC 9449 §8).
+ */
+async function tokenRequestProof(services: Services, ctx: Context, { client, provider }: AuthenticatedClient): Promise<VerifiedProof | null> {
+  try {
+    const header = dpopProofHeader(ctx.req.headersDistinct);
+    if (header === undefined) {
+      if (client.requireDpop) throw new DpopError('invalid_dpop_proof', 'this client gets tokens only with a DPoP proof');
+      return null;
+    }
+    return await services.dpop.verify(header, { method: ctx.method, url: `${services.config.publicUrl}${ctx.path}`, nonceRequired: provider.dpopNonce === true });
+  } catch (error) {
+    if (!(error instanceof DpopError)) throw error;
+    const refusal = new OAuthError(error.code, error.description);
+    throw error.nonce ? refusal.withHeader('DPoP-Nonce', error.nonce) : refusal;
+  }
 }

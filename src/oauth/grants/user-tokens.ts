@@ -84,9 +84,10 @@ export async function issueUserTokens(
   const access = await services.tokens.issueAccessToken({
     provider, client, user, scopes, extraClaims, notAfter, refreshFamilyId, appPasswordId: input.appPasswordId ?? null,
   });
+  const jkt = access.claims.cnf?.jkt ?? null;
   const response: TokenResponse = {
     access_token: access.token,
-    token_type: 'Bearer',
+    token_type: jkt ? 'DPoP' : 'Bearer',
     expires_in: access.expiresIn,
     scope: scopes.join(' '),
   };
@@ -97,6 +98,8 @@ export async function issueUserTokens(
     // Rotation keeps the new refresh token in its family.
     const refresh = await services.tokens.issueRefreshToken({
       provider, clientId: client.clientId, userId: user.id, scopes, familyId: refreshFamilyId, notAfter,
+      // RFC 9449 §5: a confidential client's refresh token is bound by its authentication, a public client's by the key.
+      dpopJkt: client.type === 'PUBLIC' ? jkt : null,
     });
     response.refresh_token = refresh.token;
   }
@@ -107,7 +110,7 @@ export async function issueUserTokens(
     username: user.username,
     context: {
       grantType: input.grant, providerId: provider.id, scope: response.scope, jti: access.claims.jti,
-      refreshToken: response.refresh_token !== undefined, idToken: response.id_token !== undefined,
+      refreshToken: response.refresh_token !== undefined, idToken: response.id_token !== undefined, ...(jkt ? { dpopJkt: jkt } : {}),
       ...options.event?.context,
     },
   });
