@@ -37,7 +37,7 @@ export async function authenticateAdmin(
   const accessToken = await services.tokens.verifyAccessToken(token);
   if (!accessToken) return { user: null, known: false };
   // RFC 9449 §7: a bound token only with a proof by its key (without request details, only Bearer of unbound tokens passes).
-  const dpopRefusal = await tokenBindingRefusal(services.dpop, accessToken, { presented, headers: {}, method: 'POST', url: '', ...request });
+  const dpopRefusal = await tokenBindingRefusal(services.dpop, accessToken, { presented, headers: null, method: 'POST', url: '', ...request });
   if (dpopRefusal) return { user: null, known: false, dpopRefusal };
   const scopes = accessToken.claims.scope.split(' ');
   return scopes.includes(ADMIN_SCOPE) ? { user: accessToken.user, known: true } : { user: accessToken.user, known: true, missingScope: true };
@@ -78,7 +78,7 @@ export async function createAdminMiddleware(services: Services): Promise<{ middl
   const guard: Middleware = async (ctx, next) => {
     ctx.set('Cache-Control', 'no-store');
     const { user, missingScope, dpopRefusal } = await authenticateAdmin(services, ctx.get('authorization'), {
-      headers: ctx.req.headersDistinct, method: ctx.method, url: `${services.config.publicUrl}${ctx.path}`,
+      headers: ctx.req, method: ctx.method, url: `${services.config.publicUrl}${ctx.path}`,
     });
     if (!user) {
       ctx.status = 401;

@@ -4,7 +4,7 @@
  * §7.1), and the `DPoP` proof header (RFC 9449 §4.1). Userinfo, the admin API and the token
  * endpoint read them here and nowhere else.
  */
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { DpopError, DPOP_SIGNING_ALGORITHMS } from '../domain/dpop.js';
 import type { DpopVerifier, VerifiedProof } from '../domain/dpop.js';
 import type { VerifiedAccessToken } from '../domain/tokens.js';
@@ -32,9 +32,14 @@ export function parseTokenAuthorization(header: string | undefined, syntax: 'tok
   return value ? { kind: 'token', scheme: name, token: value[1]! } : { kind: 'malformed', scheme: name };
 }
 
+/** What a request's headers are read from: Node's request (`ctx.req`). */
+export type HeaderSource = Pick<IncomingMessage, 'headers' | 'headersDistinct'>;
+
 /** The one DPoP proof a request carries, or undefined; two headers are refused (RFC 9449 §4.3 point 1). */
-export function dpopProofHeader(headers: Record<string, string[] | undefined>): string | undefined {
-  const values = headers['dpop'];
+export function dpopProofHeader(request: HeaderSource): string | undefined {
+  // headersDistinct builds an object of every header on each read: only when there is a proof.
+  if (request.headers['dpop'] === undefined) return undefined;
+  const values = request.headersDistinct['dpop'];
   if (values === undefined || values.length === 0) return undefined;
   if (values.length > 1) throw new DpopError('invalid_dpop_proof', 'send exactly one DPoP header');
   return values[0];
@@ -47,8 +52,8 @@ export function dpopChallenge(error: string, description: string): string {
 
 export interface ResourceRequest {
   presented: { scheme: TokenScheme; token: string };
-  /** headersDistinct of the request. */
-  headers: IncomingHttpHeaders | Record<string, string[] | undefined>;
+  /** The request's headers; null where there are none to read (no proof then). */
+  headers: HeaderSource | null;
   method: string;
   /** The request's URL as the client sees it (TESSERA_PUBLIC_URL + path). */
   url: string;
@@ -67,7 +72,7 @@ export async function tokenBindingRefusal(
   if (jkt === undefined) return 'this access token is not DPoP-bound: send it as Bearer';
   let proof: VerifiedProof;
   try {
-    const header = dpopProofHeader(request.headers as Record<string, string[] | undefined>);
+    const header = request.headers ? dpopProofHeader(request.headers) : undefined;
     if (header === undefined) return 'a DPoP proof is required with a DPoP-bound access token';
     proof = await dpop.verify(header, { method: request.method, url: request.url, accessToken: request.presented.token });
   } catch (error) {

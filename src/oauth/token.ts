@@ -24,10 +24,12 @@ export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRA
     let presented: PresentedClient | undefined;
     let client: AuthenticatedClient;
     let dpop: VerifiedProof | null;
+    let stage = 'client_authentication';
     try {
       presented = extractClientCredentials(authorization, body);
       client = await authenticateClient(services, presented, { requireSecret: grant.requireClientSecret });
       requireGrant(client.client, grant.clientGrant);
+      stage = 'dpop';
       dpop = await tokenRequestProof(services, ctx, client);
     } catch (error) {
       if (grant.failureAction && error instanceof OAuthError) {
@@ -35,7 +37,7 @@ export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRA
           action: grant.failureAction,
           requestId,
           clientId: presented?.clientIds[0] ?? body.get('client_id') ?? null,
-          context: { grantType, rule: 'none', stage: 'client_authentication', error: error.code, reason: error.detail ?? error.description },
+          context: { grantType, rule: 'none', stage, error: error.code, reason: error.detail ?? error.description },
         });
       }
       throw error;
@@ -56,7 +58,7 @@ export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRA
  */
 async function tokenRequestProof(services: Services, ctx: Context, { client, provider }: AuthenticatedClient): Promise<VerifiedProof | null> {
   try {
-    const header = dpopProofHeader(ctx.req.headersDistinct);
+    const header = dpopProofHeader(ctx.req);
     if (header === undefined) {
       if (client.requireDpop) throw new DpopError('invalid_dpop_proof', 'this client gets tokens only with a DPoP proof');
       return null;

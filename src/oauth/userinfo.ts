@@ -45,7 +45,7 @@ export function userinfoEndpoint(services: Services) {
     const verified = await services.tokens.verifyAccessToken(presented.token);
     if (!verified) throw bearerError('invalid_token', 'the access token is invalid, expired or revoked');
     const refusal = await tokenBindingRefusal(services.dpop, verified, {
-      presented, headers: ctx.req.headersDistinct, method: ctx.method, url: `${services.config.publicUrl}${ctx.path}`,
+      presented, headers: ctx.req, method: ctx.method, url: `${services.config.publicUrl}${ctx.path}`,
     });
     if (refusal) throw new OAuthError('invalid_token', refusal).withHeader('WWW-Authenticate', dpopChallenge('invalid_token', refusal));
     const { user, client } = verified;
