@@ -10,10 +10,11 @@
  * from TESSERA_SECRET_KEY, so every process computes the same one; the current and the previous
  * window's nonces are accepted.
  */
-import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
-import { EmbeddedJWK, calculateJwkThumbprint, decodeProtectedHeader, errors, jwtVerify, type JWK } from 'jose';
+import { createHash, createHmac, createPublicKey, randomUUID, timingSafeEqual, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { calculateJwkThumbprint, decodeProtectedHeader, errors, jwtVerify, type JWK } from 'jose';
 import type { Collections } from '../store/ports.js';
 import { ConflictError } from '../store/errors.js';
+import { Memo } from './cache.js';
 
 /** Asymmetric JWS algorithms only (§4.2): never `none`, never an HMAC, whose key would be shared. */
 export const DPOP_SIGNING_ALGORITHMS = ['ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] as const;
@@ -65,6 +66,15 @@ export interface DpopProofRecord {
 
 const invalid = (description: string) => new DpopError('invalid_dpop_proof', description);
 
+/** A proof's protected header, read and its key imported once: a client signs every proof with the same header. */
+interface ProofHeader {
+  alg: string;
+  jwk: JWK;
+  key: KeyObject;
+  /** Worked out on the first proof that verifies. */
+  jkt?: string;
+}
+
 /** base64url(SHA-256(token)): the ath claim (§4.2). */
 export function accessTokenHash(token: string): string {
   return createHash('sha256').update(token).digest('base64url');
@@ -96,6 +106,8 @@ function sameString(a: string, b: string): boolean {
 export class DpopVerifier {
   private readonly nonceKey: Buffer;
   private nonceMemo: { window: number; current: string; previous: string } | null = null;
+  /** By the header's base64url text, which fixes alg and jwk; only headers that passed the checks. */
+  private readonly headers = new Memo<ProofHeader>(10_000);
 
   constructor(private readonly collections: Pick<Collections, 'dpopProofs'>, secretKey: string) {
     // A key of its own, derived from the server secret, so a nonce says nothing about other uses of it.
@@ -120,12 +132,11 @@ export class DpopVerifier {
   async verify(proof: string, expected: DpopExpectations): Promise<VerifiedProof> {
     if (proof.length > MAX_PROOF_LENGTH) throw invalid(`the DPoP proof is longer than ${MAX_PROOF_LENGTH} bytes`);
     if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(proof)) throw invalid('the DPoP proof is not a compact JWS');
-    const jwk = checkHeader(proof);
+    const header = this.headers.get(proof.slice(0, proof.indexOf('.')), () => readHeader(proof));
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await jwtVerify(proof, EmbeddedJWK, {
-        typ: 'dpop+jwt', algorithms: [...DPOP_SIGNING_ALGORITHMS], requiredClaims: ['jti', 'htm', 'htu', 'iat'],
-      }));
+      // jose checks the signature, typ, and that the key is one for alg (type, curve, RSA size).
+      ({ payload } = await jwtVerify(proof, header.key, { typ: 'dpop+jwt', algorithms: [header.alg], requiredClaims: ['jti', 'htm', 'htu', 'iat'] }));
     } catch (error) {
       const reason = error instanceof errors.JOSEError ? error.code : 'unreadable';
       throw invalid(`the DPoP proof does not verify (${reason})`);
@@ -148,9 +159,9 @@ export class DpopVerifier {
         throw new DpopError('use_dpop_nonce', 'the DPoP proof must carry the server nonce given in DPoP-Nonce', current);
       }
     }
-    const jkt = await calculateJwkThumbprint(jwk, 'sha256');
+    const jkt = (header.jkt ??= await calculateJwkThumbprint(header.jwk, 'sha256'));
     await this.spend(jkt, jti, iat);
-    return { jkt, jwk, jti, iat };
+    return { jkt, jwk: header.jwk, jti, iat };
   }
 
   /** The jti's one use, decided by the store's unique key (so it holds across processes). */
@@ -171,8 +182,8 @@ export class DpopVerifier {
   }
 }
 
-/** typ, alg and jwk, read before any key is imported: a private or symmetric key is refused as such. */
-function checkHeader(proof: string): JWK {
+/** typ, alg and jwk, checked before the key is imported: a private or symmetric key is refused as such. */
+function readHeader(proof: string): ProofHeader {
   let header: ReturnType<typeof decodeProtectedHeader>;
   try {
     header = decodeProtectedHeader(proof);
@@ -186,5 +197,13 @@ function checkHeader(proof: string): JWK {
   const jwk = header.jwk;
   if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) throw invalid('the DPoP proof must carry its public key in jwk');
   if (jwk.kty === 'oct' || PRIVATE_MEMBERS.some((member) => member in jwk)) throw invalid("the DPoP proof's jwk must be a public key");
-  return jwk;
+  // RFC 7517 §4.2, §4.4: a key that says what it is for must say signing, with this algorithm.
+  if ((jwk.use !== undefined && jwk.use !== 'sig') || (jwk.alg !== undefined && jwk.alg !== header.alg)) throw invalid("the DPoP proof's jwk is not for signing with its alg");
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
+  } catch {
+    throw invalid("the DPoP proof's jwk is not a valid public key");
+  }
+  return { alg: header.alg, jwk, key };
 }
