@@ -158,6 +158,24 @@ describe('DPoP proofs refused at the token endpoint', () => {
   });
 });
 
+describe('a DPoP-bound token is no assertion', () => {
+  test("a federated provider's bound access token as client_assertion is invalid_grant; the same token unbound is accepted", async () => {
+    const downstream = await seedMachineProvider(server, { federatedProviderIds: [provider.id] });
+    const relying = await seedMachineClient(server, downstream, { type: 'PUBLIC' });
+    const exchange = (assertion: string) => postForm(`${server.url}/application/o/token/`, {
+      grant_type: 'client_credentials', client_id: relying.clientId,
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion,
+    });
+    const bound = String((await requestToken(await makeProof(key, { htu: tokenUrl }))).body.access_token);
+    const refused = await exchange(bound);
+    assert.equal(refused.status, 400, JSON.stringify(refused.body));
+    assert.equal(refused.body.error, 'invalid_grant');
+    assert.equal(refused.body.access_token, undefined);
+    const unbound = String((await requestToken(undefined)).body.access_token);
+    assert.equal((await exchange(unbound)).status, 200);
+  });
+});
+
 describe('DPoP at userinfo: 401 with the DPoP challenge', () => {
   let token: string;
   before(async () => {
