@@ -9,7 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import { exportJWK, generateKeyPair, generateSecret } from 'jose';
 import { SignJWT } from 'jose';
 import { startTestServer, basic, postForm, rawExchange, type TestServer } from '../helpers/server.js';
-import { seedMachineClient, seedMachineProvider } from '../helpers/seed.js';
+import { seedMachineClient, seedMachineProvider, seedUser } from '../helpers/seed.js';
+import { DEVICE_GRANT, decide, deviceAuthorization } from '../helpers/device.js';
 import { makeProof, proofKey, rawJws, type ProofKey } from '../helpers/dpop.js';
 import type { Provider } from '../../src/domain/model.js';
 
@@ -155,6 +156,49 @@ describe('DPoP proofs refused at the token endpoint', () => {
     assert.equal(good.status, 200, JSON.stringify(good.body));
     assert.equal(good.body.token_type, 'DPoP');
     assert.equal(good.headers.get('dpop-nonce'), nonce, 'the current nonce comes with every answer');
+  });
+});
+
+describe('DPoP settings and parameters', () => {
+  test('requireDpop and dpopNonce default to false, are set through the admin API and read back', async () => {
+    const created = await server.gql<{ createProvider: { id: string; dpopNonce: boolean } }>(
+      `mutation { createProvider(input: { name: "n", slug: "dpop-settings" }) { id dpopNonce } }`);
+    assert.equal(created.createProvider.dpopNonce, false);
+    const updated = await server.gql<{ updateProvider: { dpopNonce: boolean } }>(
+      `mutation($id: ID!) { updateProvider(id: $id, input: { dpopNonce: true }) { dpopNonce } }`, { id: created.createProvider.id });
+    assert.equal(updated.updateProvider.dpopNonce, true);
+    const client = await server.gql<{ createClient: { client: { id: string; requireDpop: boolean } } }>(
+      `mutation($p: ID!) { createClient(input: { providerId: $p, name: "c", type: PUBLIC, grantTypes: [DEVICE_CODE], requireDpop: true }) { client { id requireDpop } } }`,
+      { p: created.createProvider.id });
+    assert.equal(client.createClient.client.requireDpop, true);
+    const read = await server.gql<{ client: { requireDpop: boolean } }>(`query($id: ID!) { client(id: $id) { requireDpop } }`, { id: client.createClient.client.id });
+    assert.equal(read.client.requireDpop, true);
+  });
+
+  test('a dpop_jkt that is not a SHA-256 thumbprint is invalid_request at device authorization', async () => {
+    const made = await seedMachineClient(server, provider, { type: 'PUBLIC', grantTypes: ['DEVICE_CODE'] });
+    for (const dpopJkt of ['', 'short', 'a'.repeat(44), `${'a'.repeat(42)}=`]) {
+      const answer = await postForm(`${server.url}/application/o/device/`, { client_id: made.clientId, dpop_jkt: dpopJkt });
+      assert.equal(answer.status, 400, dpopJkt);
+      assert.equal(answer.body.error, 'invalid_request');
+    }
+  });
+
+  test("a confidential client's refresh token is not bound to the key (RFC 9449 §5): it refreshes without a proof", async () => {
+    const made = await seedMachineClient(server, provider, { grantTypes: ['DEVICE_CODE', 'REFRESH_TOKEN'] });
+    const person = await seedUser(server);
+    const auth = { authorization: basic(made.clientId, made.clientSecret!) };
+    const started = await deviceAuthorization(server, {}, auth);
+    assert.equal(started.status, 200, JSON.stringify(started.body));
+    assert.equal((await decide(server, person.username, person.appPassword, String(started.body.user_code), 'allow')).status, 200);
+    const first = await postForm(`${server.url}/application/o/token/`, { grant_type: DEVICE_GRANT, device_code: String(started.body.device_code) }, {
+      ...auth, dpop: await makeProof(key, { htu: tokenUrl }),
+    });
+    assert.equal(first.body.token_type, 'DPoP', JSON.stringify(first.body));
+    assert.equal(typeof first.body.refresh_token, 'string');
+    const refreshed = await postForm(`${server.url}/application/o/token/`, { grant_type: 'refresh_token', refresh_token: String(first.body.refresh_token) }, auth);
+    assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+    assert.equal(refreshed.body.token_type, 'Bearer');
   });
 });
 
