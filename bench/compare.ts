@@ -61,6 +61,8 @@ const RATIO_TARGET: Partial<Record<ScenarioKey, number>> = {
   'cc-secret-rs256': 1.0,
   'cc-apppw-es256': 1.2,
   'cc-secret-es256': 1.2,
+  // Issue 14: DPoP on both sides.
+  'cc-dpop-es256': 1.3,
   'device-authorization': 1.2,
   'device-poll': 1.2,
   introspection: 1.2,

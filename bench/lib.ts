@@ -197,6 +197,7 @@ export const SCENARIOS = [
   { key: 'cc-secret-rs256', title: 'client_credentials, client secret (rule 3), RS256' },
   { key: 'cc-apppw-es256', title: 'client_credentials, app password (rule 1), ES256' },
   { key: 'cc-secret-es256', title: 'client_credentials, client secret (rule 3), ES256' },
+  { key: 'cc-dpop-es256', title: 'client_credentials, client secret, DPoP (ES256 proofs), ES256' },
   { key: 'device-authorization', title: 'device authorization' },
   { key: 'device-poll', title: 'device poll, pending (round-robin codes)' },
   { key: 'introspection', title: 'introspection of a fresh access token' },
@@ -227,6 +228,15 @@ export interface Scenario {
   check?: (status: number, body: string) => string | null;
   /** Runs before each warm-up (fresh tokens, device codes to poll). */
   prepare?: (hints: RunHints) => Promise<void>;
+  /** DPoP proofs, one per request (header `DPoP`), signed ahead of every run (bench/dpop.ts). */
+  proofs?: ProofPool;
+}
+
+export interface ProofPool {
+  /** Signs enough fresh proofs for a run of `seconds`. */
+  refill(seconds: number): Promise<void>;
+  /** The next unused proof. */
+  next(): string;
 }
 
 export interface Measurement {
@@ -253,7 +263,7 @@ export function describeAnswer(status: number, body: string): string {
 export async function probe(url: string, scenario: Scenario): Promise<string | null> {
   // The last of rotated bodies: the load starts with the first, which must not have just been sent.
   const body = scenario.bodies?.at(-1) ?? scenario.body;
-  const init: RequestInit = { method: scenario.method, headers: scenario.headers };
+  const init: RequestInit = { method: scenario.method, headers: scenario.proofs ? { ...scenario.headers, dpop: scenario.proofs.next() } : scenario.headers };
   if (body !== undefined) init.body = body;
   let status: number;
   let text: string;
@@ -294,6 +304,8 @@ export async function load(
     const state = cursor;
     request.setupRequest = (req) => ({ ...req, body: bodies[state.next++ % bodies.length]! });
   }
+  const proofs = scenario.proofs;
+  if (proofs) request.setupRequest = (req) => ({ ...req, headers: { ...req.headers, dpop: proofs.next() } });
   if (classify || onBody) {
     request.onResponse = (status, body) => {
       if (classify) {
@@ -428,10 +440,12 @@ export async function runScenario(target: Target, scenario: Scenario, options: B
     } catch (error) {
       throw new ScenarioFailure((error as Error).message);
     }
+    await scenario.proofs?.refill(options.warmupSeconds);
     const problem = await probe(target.url, scenario);
     if (problem) throw new ScenarioFailure(problem);
     if (options.warmupSeconds > 0) await load(target.url, scenario, { seconds: options.warmupSeconds, connections: options.connections });
   }
+  await scenario.proofs?.refill(options.seconds);
   const measured = await load(target.url, scenario, { seconds: options.seconds, connections: options.connections });
   if (target.child.exited) {
     throw new Error(`${target.name} (pid ${target.child.pid}) died during "${scenario.key}": code ${target.child.exited.code}, signal ${target.child.exited.signal}; last output:\n${target.child.tail()}`);

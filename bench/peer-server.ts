@@ -93,6 +93,8 @@ async function main(): Promise<void> {
       clientCredentials: { enabled: true },
       deviceFlow: { enabled: true },
       introspection: { enabled: true },
+      // RFC 9449, for the DPoP scenario: proofs are checked when a client sends one (no nonces, as Tessera's default).
+      dPoP: { enabled: true },
       revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,

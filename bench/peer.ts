@@ -15,6 +15,7 @@ import {
   type ScenarioKey,
   type Target,
 } from './lib.js';
+import { dpopProofPool } from './dpop.js';
 
 interface PeerReady {
   url: string;
@@ -113,6 +114,11 @@ export async function startPeer(options: BenchOptions): Promise<Target> {
     'cc-secret-rs256': clientCredentials('cc-rs256', 'cc-secret-rs256'),
     'cc-apppw-es256': clientCredentials('cc-es256', 'cc-apppw-es256', noAppPasswords),
     'cc-secret-es256': clientCredentials('cc-es256', 'cc-secret-es256'),
+    'cc-dpop-es256': {
+      ...clientCredentials('cc-es256', 'cc-dpop-es256', 'features.dPoP on (proofs checked, jti remembered in its in-memory cache)'),
+      proofs: await dpopProofPool(`${url}${paths.token}`),
+      check: (status, body) => (/"token_type"\s*:\s*"DPoP"/.test(body) ? null : `not a DPoP token (${status} ${body.slice(0, 200)})`),
+    },
     'device-authorization': deviceAuthorization,
     'device-poll': devicePoll,
     introspection,

@@ -22,6 +22,7 @@ import {
   type ScenarioKey,
   type Target,
 } from './lib.js';
+import { dpopProofPool } from './dpop.js';
 
 const TOKEN_PATH = '/application/o/token/';
 const DEVICE_PATH = '/application/o/device/';
@@ -144,6 +145,10 @@ async function seed(url: string, adminToken: string, users: number): Promise<See
 
 function requireActive(status: number, body: string): string | null {
   return /"active"\s*:\s*true/.test(body) ? null : `introspection did not find the fresh token active (${status} ${body.slice(0, 200)})`;
+}
+
+function requireDpopToken(status: number, body: string): string | null {
+  return /"token_type"\s*:\s*"DPoP"/.test(body) ? null : `not a DPoP token (${status} ${body.slice(0, 200)})`;
 }
 
 function requireAccessToken(status: number, body: string): string | null {
@@ -282,6 +287,7 @@ export async function startTessera(options: BenchOptions): Promise<Target> {
     'cc-secret-rs256': { ...clientCredentials(rs256, 'client secret'), key: 'cc-secret-rs256' },
     'cc-apppw-es256': { ...clientCredentials(es256, 'app password'), key: 'cc-apppw-es256' },
     'cc-secret-es256': { ...clientCredentials(es256, 'client secret'), key: 'cc-secret-es256' },
+    'cc-dpop-es256': { ...clientCredentials(es256, 'client secret'), key: 'cc-dpop-es256', proofs: await dpopProofPool(`${url}${TOKEN_PATH}`), check: requireDpopToken },
     'device-authorization': deviceAuthorization,
     'device-poll': devicePoll,
     introspection,

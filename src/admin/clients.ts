@@ -37,6 +37,7 @@ export class CreateClientInput {
   @Field(() => [String], { nullable: true }) allowedScopes?: string[] | null;
   @Field(() => String, { nullable: true, description: 'Optional fixed client_id; generated when absent.' }) clientId?: string | null;
   @Field(() => [String], { nullable: true }) allowedAudiences?: string[] | null;
+  @Field(() => Boolean, { nullable: true }) requireDpop?: boolean | null;
 }
 
 @InputType('UpdateClientInput')
@@ -45,6 +46,7 @@ export class UpdateClientInput {
   @Field(() => [GrantTypeEnum], { nullable: true }) grantTypes?: GrantType[] | null;
   @Field(() => [String], { nullable: true }) allowedScopes?: string[] | null;
   @Field(() => [String], { nullable: true }) allowedAudiences?: string[] | null;
+  @Field(() => Boolean, { nullable: true }) requireDpop?: boolean | null;
 }
 
 @Resolver(() => ClientObject)
@@ -69,6 +71,11 @@ export class ClientResolver {
   allowedAudiences(@Root() client: Client): string[] {
     // Round-1 records have none.
     return client.allowedAudiences ?? [];
+  }
+
+  @FieldResolver(() => Boolean, { description: 'Version 2: tokens only with a DPoP proof.' })
+  requireDpop(@Root() client: Client): boolean {
+    return client.requireDpop === true;
   }
 
   @FieldResolver(() => ProviderType)

@@ -17,6 +17,7 @@ import { formatAdminError } from './errors.js';
 import { buildAdminSchema } from './schema.js';
 import { queryLimits } from './limits.js';
 import { jsonBody } from '../http/json-body.js';
+import { dpopChallenge, parseTokenAuthorization, tokenBindingRefusal, type ResourceRequest } from '../oauth/credentials.js';
 
 export const GRAPHQL_BODY_LIMIT = 1024 * 1024;
 
@@ -26,16 +27,20 @@ export const GRAPHQL_BODY_LIMIT = 1024 * 1024;
  * `missingScope` marks an access token of a known user without that scope.
  */
 export async function authenticateAdmin(
-  services: Services, authorization: string,
-): Promise<{ user: User | null; known: boolean; missingScope?: true }> {
-  const match = /^Bearer +([\x21-\x7e]+) *$/i.exec(authorization);
-  if (!match) return { user: null, known: false };
-  const token = match[1]!;
-  const viaAppPassword = await services.appPasswords.verify(token);
+  services: Services, authorization: string, request?: Omit<ResourceRequest, 'presented'>,
+): Promise<{ user: User | null; known: boolean; missingScope?: true; dpopRefusal?: string }> {
+  const presented = parseTokenAuthorization(authorization, 'printable');
+  if (presented.kind !== 'token') return { user: null, known: false };
+  const { token } = presented;
+  // App passwords are Bearer credentials; a DPoP-bound credential is always an access token.
+  const viaAppPassword = presented.scheme === 'Bearer' ? await services.appPasswords.verify(token) : null;
   if (viaAppPassword) return { user: viaAppPassword.user, known: true };
   // Verification checks the user, client and credential are live, the user usable.
   const accessToken = await services.tokens.verifyAccessToken(token);
   if (!accessToken) return { user: null, known: false };
+  // RFC 9449 §7: a bound token only with a proof by its key (without request details, only Bearer of unbound tokens passes).
+  const dpopRefusal = await tokenBindingRefusal(services.dpop, accessToken, { presented, headers: null, method: 'POST', url: '', ...request });
+  if (dpopRefusal) return { user: null, known: false, dpopRefusal };
   const scopes = accessToken.claims.scope.split(' ');
   return scopes.includes(ADMIN_SCOPE) ? { user: accessToken.user, known: true } : { user: accessToken.user, known: true, missingScope: true };
 }
@@ -74,11 +79,13 @@ export async function createAdminMiddleware(services: Services): Promise<{ middl
 
   const guard: Middleware = async (ctx, next) => {
     ctx.set('Cache-Control', 'no-store');
-    const { user, missingScope } = await authenticateAdmin(services, ctx.get('authorization'));
+    const { user, missingScope, dpopRefusal } = await authenticateAdmin(services, ctx.get('authorization'), {
+      headers: ctx.req, method: ctx.method, url: `${services.config.publicUrl}${ctx.path}`,
+    });
     if (!user) {
       ctx.status = 401;
-      ctx.set('WWW-Authenticate', 'Bearer realm="tessera"');
-      ctx.body = graphqlError('A valid admin token is required (Authorization: Bearer <token>)', 'UNAUTHENTICATED');
+      ctx.set('WWW-Authenticate', dpopRefusal ? dpopChallenge('invalid_token', dpopRefusal) : 'Bearer realm="tessera"');
+      ctx.body = graphqlError(dpopRefusal ?? 'A valid admin token is required (Authorization: Bearer <token>)', 'UNAUTHENTICATED');
       return;
     }
     if (!user.isAdmin) {

@@ -52,6 +52,7 @@ export class CreateProviderInput {
   @Field(() => DeviceFlowSettingsInput, { nullable: true }) deviceFlow?: DeviceFlowSettingsInput | null;
   @Field(() => [ID], { nullable: true }) federatedSourceIds?: string[] | null;
   @Field(() => [ID], { nullable: true }) federatedProviderIds?: string[] | null;
+  @Field(() => Boolean, { nullable: true }) dpopNonce?: boolean | null;
 }
 
 @InputType('UpdateProviderInput')
@@ -63,6 +64,7 @@ export class UpdateProviderInput {
   @Field(() => DeviceFlowSettingsInput, { nullable: true }) deviceFlow?: DeviceFlowSettingsInput | null;
   @Field(() => [ID], { nullable: true }) federatedSourceIds?: string[] | null;
   @Field(() => [ID], { nullable: true }) federatedProviderIds?: string[] | null;
+  @Field(() => Boolean, { nullable: true }) dpopNonce?: boolean | null;
 }
 
 @Resolver(() => ProviderType)
@@ -92,6 +94,11 @@ export class ProviderResolver {
   async federatedProviders(@Root() provider: Provider, @Ctx() { loaders }: AdminContext): Promise<Provider[]> {
     const found = await loaders.provider.loadMany(provider.federatedProviderIds);
     return found.filter((p): p is Provider => p !== null && !(p instanceof Error));
+  }
+
+  @FieldResolver(() => Boolean, { description: 'Version 2: require DPoP server nonces.' })
+  dpopNonce(@Root() provider: Provider): boolean {
+    return provider.dpopNonce === true;
   }
 
   @Mutation(() => ProviderType)

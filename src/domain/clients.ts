@@ -19,6 +19,7 @@ export interface CreateClientInput {
   allowedScopes?: string[] | null;
   clientId?: string | null;
   allowedAudiences?: string[] | null;
+  requireDpop?: boolean | null;
 }
 
 export interface UpdateClientInput {
@@ -26,6 +27,7 @@ export interface UpdateClientInput {
   grantTypes?: GrantType[] | null;
   allowedScopes?: string[] | null;
   allowedAudiences?: string[] | null;
+  requireDpop?: boolean | null;
 }
 
 export interface ClientWithSecret {
@@ -89,6 +91,7 @@ export class ClientService {
       allowedScopes: validateScopes('allowedScopes', input.allowedScopes ?? []),
       allowedAudiences: validateAllowedAudiences('allowedAudiences', input.allowedAudiences ?? []),
       secretHash: clientSecret ? sha256Hex(clientSecret) : null,
+      requireDpop: input.requireDpop ?? false,
       createdAt: now,
       updatedAt: now,
     };
@@ -108,6 +111,7 @@ export class ClientService {
     if (input.grantTypes != null) $set.grantTypes = validateGrantTypes(input.grantTypes);
     if (input.allowedScopes != null) $set.allowedScopes = validateScopes('allowedScopes', input.allowedScopes);
     if (input.allowedAudiences != null) $set.allowedAudiences = validateAllowedAudiences('allowedAudiences', input.allowedAudiences);
+    if (input.requireDpop != null) $set.requireDpop = input.requireDpop;
     const updated = await this.collections.clients.updateOne({ id }, { $set });
     if (!updated) throw new NotFoundError('client', id);
     this.byClientId.delete(updated.clientId);

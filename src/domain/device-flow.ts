@@ -68,6 +68,8 @@ export interface StartInput {
   codeChallengeMethod: 'S256' | 'plain' | null;
   /** RFC 8707 resources, applied when the code is exchanged. */
   audience?: readonly string[];
+  /** RFC 9449 dpop_jkt: the exchanging poll must carry a proof by this key. */
+  dpopJkt?: string | null;
 }
 
 export interface StartedAuthorization {
@@ -122,6 +124,7 @@ export class DeviceFlowService {
         codeChallenge: input.codeChallenge,
         codeChallengeMethod: input.codeChallenge ? input.codeChallengeMethod ?? 'plain' : null,
         ...(input.audience && input.audience.length > 0 ? { audience: [...input.audience] } : {}),
+        ...(input.dpopJkt ? { dpopJkt: input.dpopJkt } : {}),
         status: 'pending',
         intervalSeconds: answeredPollInterval(settings),
         nextPollAt: null,

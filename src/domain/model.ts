@@ -35,6 +35,8 @@ export interface Provider {
   deviceFlow: DeviceFlowSettings;
   federatedSourceIds: string[];
   federatedProviderIds: string[];
+  /** DPoP proofs must carry a server nonce (RFC 9449 §8); absent on older records: false. */
+  dpopNonce?: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -52,6 +54,8 @@ export interface Client {
   allowedAudiences?: string[];
   /** SHA-256 (hex) of the client secret; null for public clients. */
   secretHash: string | null;
+  /** Tokens only with a DPoP proof (RFC 9449); absent on older records: false. */
+  requireDpop?: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -134,6 +138,8 @@ export interface DeviceAuthorization {
   codeChallengeMethod: 'S256' | 'plain' | null;
   /** The `resource` values of the device authorization request (RFC 8707), applied when the code is exchanged. */
   audience?: string[];
+  /** RFC 9449 §10 dpop_jkt: the exchanging poll must carry a proof by this key. Absent: unbound. */
+  dpopJkt?: string | null;
   status: DeviceAuthorizationStatus;
   /** Current polling interval; each slow_down adds 5 s (RFC 8628 §3.5). */
   intervalSeconds: number;
@@ -157,6 +163,8 @@ export interface RefreshToken {
   scopes: string[];
   /** The audience granted (RFC 8707); a refresh may narrow it. Absent or empty: the client_id. */
   audience?: string[];
+  /** RFC 9449 §5: a public client's refresh token is bound to the DPoP key (JWK thumbprint) it was issued with. */
+  dpopJkt?: string | null;
   /** Set once when the token is exchanged for a new one. */
   usedAt: Date | null;
   revokedAt: Date | null;

@@ -82,6 +82,7 @@ export interface ProviderInput {
   deviceFlow?: DeviceFlowSettingsInput | null;
   federatedSourceIds?: string[] | null;
   federatedProviderIds?: string[] | null;
+  dpopNonce?: boolean | null;
 }
 
 const SLUG = /^[a-z0-9-]{1,64}$/;
@@ -207,6 +208,7 @@ export class ProviderService {
       deviceFlow: resolveDeviceFlowSettings(DEFAULT_DEVICE_FLOW, input.deviceFlow),
       federatedSourceIds: await this.validateSourceIds(input.federatedSourceIds ?? []),
       federatedProviderIds: await this.validateProviderIds(input.federatedProviderIds ?? [], null),
+      dpopNonce: input.dpopNonce ?? false,
       createdAt: now,
       updatedAt: now,
     };
@@ -241,6 +243,7 @@ export class ProviderService {
     if (input.deviceFlow) $set.deviceFlow = resolveDeviceFlowSettings(current.deviceFlow, input.deviceFlow);
     if (input.federatedSourceIds) $set.federatedSourceIds = await this.validateSourceIds(input.federatedSourceIds);
     if (input.federatedProviderIds) $set.federatedProviderIds = await this.validateProviderIds(input.federatedProviderIds, id);
+    if (input.dpopNonce != null) $set.dpopNonce = input.dpopNonce;
     const algorithmChanged = input.signingAlgorithm != null && input.signingAlgorithm !== current.signingAlgorithm;
     if (algorithmChanged) $set.signingAlgorithm = this.validateAlgorithm(input.signingAlgorithm!);
     // A new algorithm needs a new key; tokens signed with the old one still verify against the JWKS.

@@ -14,6 +14,7 @@ import { FederatedSourceService } from './federation/sources.js';
 import { PolicyService } from './policies/service.js';
 import { IncomingJwtVerifier } from './federation/incoming-jwt.js';
 import { GeneratedAccountService } from './generated-accounts.js';
+import { DpopVerifier } from './dpop.js';
 
 export interface Services {
   config: Config;
@@ -32,6 +33,8 @@ export interface Services {
   jwtVerifier: IncomingJwtVerifier;
   generatedAccounts: GeneratedAccountService;
   policies: PolicyService;
+  /** DPoP proofs (RFC 9449): the one verifier, its replay record in the store. */
+  dpop: DpopVerifier;
 }
 
 export function createServices(config: Config, store: Store, logger: Logger, secretKey: string): Services {
@@ -60,5 +63,6 @@ export function createServices(config: Config, store: Store, logger: Logger, sec
     jwtVerifier,
     generatedAccounts: new GeneratedAccountService(store, users),
     policies: new PolicyService(store, events, logger),
+    dpop: new DpopVerifier(store, secretKey),
   };
 }

@@ -32,6 +32,8 @@ export interface AccessTokenClaims extends JWTPayload {
   sid?: string;
   /** Delegation (RFC 8693 §4.1): the actor, with the actors before it nested inside. */
   act?: Record<string, unknown>;
+  /** RFC 9449 §6.1: the token is bound to the DPoP key of this RFC 7638 thumbprint. */
+  cnf?: { jkt: string };
 }
 
 export interface IssuedAccessToken {
@@ -59,6 +61,8 @@ export interface IssueInput {
   act?: Record<string, unknown> | null;
   /** A token exchanged for this one was bound to this credential: this one dies with it too. */
   sid?: string | null;
+  /** The DPoP key (RFC 7638 thumbprint) the token is bound to: its cnf.jkt. */
+  dpopJkt?: string | null;
 }
 
 export interface VerifiedAccessToken {
@@ -171,9 +175,21 @@ export class TokenService {
       jti: randomUUID(),
       ...(sid ? { sid } : {}),
       ...(input.act ? { act: input.act } : {}),
+      ...(input.dpopJkt ? { cnf: { jkt: input.dpopJkt } } : {}),
     };
     const token = await signCompact(key.privateKey, headersOf(key).accessToken, claims);
     return { token, claims, expiresIn: Math.max(0, exp - now) };
+  }
+
+  /**
+   * This service, but every access token it issues is bound to the DPoP key `jkt` (unless the
+   * caller names one). The token endpoint hands it to the grant when the request carried a good
+   * proof, so every grant that issues through it is bound without code of its own.
+   */
+  confirmedBy(jkt: string): TokenService {
+    const bound = Object.create(this) as TokenService;
+    bound.issueAccessToken = (input) => this.issueAccessToken({ ...input, dpopJkt: input.dpopJkt ?? jkt });
+    return bound;
   }
 
   /** An OpenID Connect ID token for the same grant. */
@@ -356,6 +372,8 @@ export class TokenService {
   async issueRefreshToken(input: {
     provider: Provider; clientId: string; userId: string; scopes: readonly string[]; familyId?: string; notAfter?: Date | null;
     audience?: readonly string[] | null;
+    /** RFC 9449 §5: a public client's refresh token is bound to its DPoP key. */
+    dpopJkt?: string | null;
   }): Promise<{ token: string; record: RefreshToken }> {
     const token = generateSecret();
     const now = new Date();
@@ -370,6 +388,7 @@ export class TokenService {
       userId: input.userId,
       scopes: [...input.scopes],
       ...(input.audience && input.audience.length > 0 ? { audience: [...input.audience] } : {}),
+      ...(input.dpopJkt ? { dpopJkt: input.dpopJkt } : {}),
       usedAt: null,
       revokedAt: null,
       expiresAt,

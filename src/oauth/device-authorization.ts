@@ -108,6 +108,10 @@ export function deviceAuthorizationEndpoint(services: Services) {
       throw new OAuthError('invalid_request', 'this provider requires PKCE: send code_challenge (S256 recommended)');
     }
 
+    // RFC 9449 §10: the thumbprint (base64url SHA-256, 43 characters) of the key the device will poll with.
+    const dpopJkt = body.get('dpop_jkt');
+    if (dpopJkt !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(dpopJkt)) throw new OAuthError('invalid_request', 'dpop_jkt must be a JWK SHA-256 thumbprint (RFC 7638), base64url');
+
     let started: StartedAuthorization;
     try {
       started = await deviceFlowFor(services.store).start({
@@ -117,6 +121,7 @@ export function deviceAuthorizationEndpoint(services: Services) {
         codeChallenge: challenge?.codeChallenge ?? null,
         codeChallengeMethod: challenge?.codeChallengeMethod ?? null,
         audience,
+        dpopJkt: dpopJkt ?? null,
       });
     } catch (error) {
       if (!(error instanceof UserCodeSpaceExhaustedError)) throw error;

@@ -3,6 +3,7 @@ import type { Context, Middleware } from 'koa';
 import type { Services } from '../domain/services.js';
 import { DEFAULT_SCOPES } from '../domain/scopes.js';
 import type { Provider } from '../domain/model.js';
+import { DPOP_SIGNING_ALGORITHMS } from '../domain/dpop.js';
 
 export function providerMetadata(services: Services, provider: Provider): Record<string, unknown> {
   const base = `${services.config.publicUrl}/application/o`;
@@ -31,6 +32,7 @@ export function providerMetadata(services: Services, provider: Provider): Record
     introspection_endpoint_auth_methods_supported: authMethods,
     revocation_endpoint_auth_methods_supported: authMethods,
     code_challenge_methods_supported: ['S256', 'plain'],
+    dpop_signing_alg_values_supported: [...DPOP_SIGNING_ALGORITHMS],
     claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'auth_time', 'name', 'preferred_username', 'email', 'email_verified'],
     claims_parameter_supported: false,
     request_parameter_supported: false,

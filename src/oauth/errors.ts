@@ -6,13 +6,15 @@
 export type OAuthErrorCode =
   | 'invalid_request' | 'invalid_client' | 'invalid_grant' | 'unauthorized_client' | 'unsupported_grant_type'
   | 'invalid_scope' | 'access_denied' | 'authorization_pending' | 'slow_down' | 'expired_token'
-  | 'invalid_token' | 'insufficient_scope' | 'unsupported_token_type' | 'server_error' | 'temporarily_unavailable' | 'invalid_target';
+  | 'invalid_token' | 'insufficient_scope' | 'unsupported_token_type' | 'server_error' | 'temporarily_unavailable' | 'invalid_target'
+  | 'invalid_dpop_proof' | 'use_dpop_nonce';
 
 const DEFAULT_STATUS: Record<OAuthErrorCode, number> = {
   invalid_request: 400, invalid_client: 401, invalid_grant: 400, unauthorized_client: 400,
   unsupported_grant_type: 400, invalid_scope: 400, access_denied: 400, authorization_pending: 400,
   slow_down: 400, expired_token: 400, invalid_token: 401, insufficient_scope: 403,
   unsupported_token_type: 400, server_error: 500, temporarily_unavailable: 503, invalid_target: 400,
+  invalid_dpop_proof: 400, use_dpop_nonce: 400,
 };
 
 export class OAuthError extends Error {

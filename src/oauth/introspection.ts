@@ -82,7 +82,8 @@ export function introspectionEndpoint(services: Services) {
         scope: claims.scope,
         client_id: claims.client_id,
         username: user.username,
-        token_type: 'Bearer',
+        // RFC 9449 §6.2: a bound token says so, with its key's thumbprint.
+        token_type: claims.cnf ? 'DPoP' : 'Bearer',
         exp: claims.exp,
         iat: claims.iat,
         ...(typeof claims.nbf === 'number' ? { nbf: claims.nbf } : {}),
@@ -91,6 +92,7 @@ export function introspectionEndpoint(services: Services) {
         iss: claims.iss,
         jti: claims.jti,
         ...(claims.act ? { act: claims.act } : {}),
+        ...(claims.cnf ? { cnf: { jkt: claims.cnf.jkt } } : {}),
       };
       return;
     }

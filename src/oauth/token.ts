@@ -1,10 +1,13 @@
 /**
- * POST /application/o/token/: parse → authenticate the client → dispatch to the grant's module.
+ * POST /application/o/token/: parse → authenticate the client → check the DPoP proof, if any,
+ * once for every grant → dispatch to the grant's module.
  */
 import type { Context } from 'koa';
 import type { Services } from '../domain/services.js';
 import { MAX_CLIENT_ID_LENGTH } from '../domain/clients.js';
 import { UnknownClientEventLimiter } from '../domain/rate-limits.js';
+import { DpopError, type VerifiedProof } from '../domain/dpop.js';
+import { dpopProofHeader } from './credentials.js';
 import { OAuthError } from './errors.js';
 import { oauthEndpoint } from './endpoint.js';
 import { authenticateClient, extractClientCredentials, requireGrant, type AuthenticatedClient, type PresentedClient } from './client-auth.js';
@@ -40,24 +43,52 @@ export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRA
     let presented: PresentedClient | undefined;
     let client: AuthenticatedClient;
     let audience: string[];
+    let dpop: VerifiedProof | null;
+    let stage = 'client_authentication';
     try {
       presented = extractClientCredentials(authorization, body);
       client = await authenticateClient(services, presented, { requireSecret: grant.requireClientSecret });
       requireGrant(client.client, grant.clientGrant);
+      stage = 'audience';
       audience = audienceOf(body, client.client, grantType === TOKEN_EXCHANGE_GRANT_TYPE);
+      stage = 'dpop';
+      dpop = await tokenRequestProof(services, ctx, client);
     } catch (error) {
       if (grant.failureAction && error instanceof OAuthError) {
         await recordClientAuthenticationFailure(services, unknownClientEvents, ctx, {
           action: grant.failureAction,
           requestId,
           clientId: presented?.clientIds[0] ?? body.get('client_id') ?? null,
-          context: { grantType, rule: 'none', stage: error.code === 'invalid_target' ? 'audience' : 'client_authentication', error: error.code, reason: error.detail ?? error.description },
+          context: { grantType, rule: 'none', stage, error: error.code, reason: error.detail ?? error.description },
         });
       }
       throw error;
     }
-    const response = await grant.handle(services, { params: body, requestId, client, presented, authorization, audience });
+    // With a proof, every access token the grant issues is bound to its key (cnf.jkt).
+    const grantServices = dpop ? { ...services, tokens: services.tokens.confirmedBy(dpop.jkt) } : services;
+    const response = await grant.handle(grantServices, { params: body, requestId, client, presented, authorization, audience, dpop });
+    if (client.provider.dpopNonce) ctx.set('DPoP-Nonce', services.dpop.currentNonce());
     ctx.status = 200;
     ctx.body = response;
   });
+}
+
+/**
+ * The request's DPoP proof, verified for this endpoint's URL (as the client sees it, from
+ * TESSERA_PUBLIC_URL) and the provider's nonce setting; null without one, refused for a client
+ * that requires DPoP. A bad proof is invalid_dpop_proof, a missing nonce use_dpop_nonce (RFC 9449 §8).
+ */
+async function tokenRequestProof(services: Services, ctx: Context, { client, provider }: AuthenticatedClient): Promise<VerifiedProof | null> {
+  try {
+    const header = dpopProofHeader(ctx.req);
+    if (header === undefined) {
+      if (client.requireDpop) throw new DpopError('invalid_dpop_proof', 'this client gets tokens only with a DPoP proof');
+      return null;
+    }
+    return await services.dpop.verify(header, { method: ctx.method, url: `${services.config.publicUrl}${ctx.path}`, nonceRequired: provider.dpopNonce === true });
+  } catch (error) {
+    if (!(error instanceof DpopError)) throw error;
+    const refusal = new OAuthError(error.code, error.description);
+    throw error.nonce ? refusal.withHeader('DPoP-Nonce', error.nonce) : refusal;
+  }
 }

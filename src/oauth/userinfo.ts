@@ -1,13 +1,15 @@
 /**
  * GET/POST /application/o/userinfo/ (OpenID Connect Core §5.3): the claims of the scopes the
  * access token was granted (and of the provider's scope mappings), read from the user as it is now. The token comes as a Bearer header
- * (RFC 6750 §2.1) or, on POST, as the form parameter access_token (§2.2), not both. Errors carry
- * WWW-Authenticate: Bearer with the RFC 6750 §3 error code.
+ * (RFC 6750 §2.1), a DPoP header with its proof (RFC 9449 §7.1) or, on POST, as the form
+ * parameter access_token (§2.2), not both. Errors carry WWW-Authenticate: Bearer with the RFC 6750
+ * §3 error code; a DPoP-bound token presented without its proof: WWW-Authenticate: DPoP.
  */
 import type { Services } from '../domain/services.js';
 import { scopeClaims } from '../domain/tokens.js';
 import { OAuthError, type OAuthErrorCode } from './errors.js';
 import { oauthEndpoint } from './endpoint.js';
+import { dpopChallenge, parseTokenAuthorization, tokenBindingRefusal, type TokenScheme } from './credentials.js';
 
 const REALM = 'tessera';
 
@@ -17,19 +19,16 @@ function bearerError(code: OAuthErrorCode, description: string, detail?: string)
   return error.withHeader('WWW-Authenticate', `Bearer realm="${REALM}", error="${code}", error_description="${description}"`);
 }
 
-function presentedToken(authorization: string, formToken: string | undefined): string {
-  const header = authorization.trim();
-  if (header !== '') {
-    const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
+function presentedToken(authorization: string, formToken: string | undefined): { scheme: TokenScheme; token: string } {
+  if (authorization.trim() !== '') {
+    const presented = parseTokenAuthorization(authorization);
     if (formToken !== undefined) throw bearerError('invalid_request', 'send the access token once: in the Authorization header or in the body');
-    if (!match) {
-      if (/^bearer\b/i.test(header)) throw bearerError('invalid_request', 'the Bearer authorization header is malformed');
-      // Another scheme: as if no token was sent (RFC 6750 §3.1: no error code then).
-      throw new OAuthError('invalid_token', 'a Bearer access token is required').withHeader('WWW-Authenticate', `Bearer realm="${REALM}"`);
-    }
-    return match[1]!;
+    if (presented.kind === 'malformed') throw bearerError('invalid_request', `the ${presented.scheme} authorization header is malformed`);
+    // Another scheme: as if no token was sent (RFC 6750 §3.1: no error code then).
+    if (presented.kind === 'none') throw new OAuthError('invalid_token', 'a Bearer access token is required').withHeader('WWW-Authenticate', `Bearer realm="${REALM}"`);
+    return presented;
   }
-  if (formToken !== undefined && formToken !== '') return formToken;
+  if (formToken !== undefined && formToken !== '') return { scheme: 'Bearer', token: formToken };
   throw new OAuthError('invalid_token', 'a Bearer access token is required').withHeader('WWW-Authenticate', `Bearer realm="${REALM}"`);
 }
 
@@ -41,10 +40,14 @@ function withoutReserved(claims: Record<string, unknown>): Record<string, unknow
 
 export function userinfoEndpoint(services: Services) {
   return oauthEndpoint(async (ctx, { body, requestId }) => {
-    const token = presentedToken(ctx.get('authorization'), ctx.method === 'POST' ? body.get('access_token') : undefined);
+    const presented = presentedToken(ctx.get('authorization'), ctx.method === 'POST' ? body.get('access_token') : undefined);
     // Verification checks the token's user, client and credential are still live (contract v2).
-    const verified = await services.tokens.verifyAccessToken(token);
+    const verified = await services.tokens.verifyAccessToken(presented.token);
     if (!verified) throw bearerError('invalid_token', 'the access token is invalid, expired or revoked');
+    const refusal = await tokenBindingRefusal(services.dpop, verified, {
+      presented, headers: ctx.req, method: ctx.method, url: `${services.config.publicUrl}${ctx.path}`,
+    });
+    if (refusal) throw new OAuthError('invalid_token', refusal).withHeader('WWW-Authenticate', dpopChallenge('invalid_token', refusal));
     const { user, client } = verified;
     const scopes = String(verified.claims.scope ?? '').split(' ').filter((s) => s !== '');
     // Scope mappings add their claims here as in the tokens.

@@ -9,6 +9,7 @@ import type {
   AppPassword, AuditEvent, Client, DeviceAuthorization, FederatedSource, Provider, RefreshToken,
   RevokedToken, SigningKey, DeviceSessionRecord, User, ExpressionPolicy, PolicyBinding, SourcePropertyMapping, ScopeMapping,
 } from '../domain/model.js';
+import type { DpopProofRecord } from '../domain/dpop.js';
 
 export type Scalar = string | number | boolean | Date | null;
 
@@ -81,6 +82,8 @@ export interface Collections {
   sourcePropertyMappings: DocumentCollection<SourcePropertyMapping>;
   scopeMappings: DocumentCollection<ScopeMapping>;
   deviceSessions: DocumentCollection<DeviceSessionRecord>;
+  /** DPoP proofs seen (RFC 9449 §11.1): a jti is used once, across processes. */
+  dpopProofs: DocumentCollection<DpopProofRecord>;
 }
 
 export interface StoreAdapter extends Collections {

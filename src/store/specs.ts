@@ -61,6 +61,8 @@ export const COLLECTION_SPECS: Record<keyof Collections, CollectionSpec> = {
   scopeMappings: { unique: [], indexes: ['providerId'] },
   // Signed-in /device sessions: looked up by id (the cookie secret's hash), ended per user on a password change.
   deviceSessions: { unique: [], indexes: ['userId'], ttl: { field: 'expiresAt', afterSeconds: 0 } },
+  // A replayed DPoP proof collides on jtiHash; kept only while its iat is in the window.
+  dpopProofs: { unique: ['jtiHash'], indexes: [], ttl: { field: 'expiresAt', afterSeconds: 0 } },
 };
 
 export const COLLECTION_NAMES = Object.keys(COLLECTION_SPECS) as (keyof Collections)[];

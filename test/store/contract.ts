@@ -12,6 +12,8 @@ import type {
 import { ConflictError, type Store } from '../../src/store/index.js';
 import type { Filter, Operators } from '../../src/store/ports.js';
 import { COLLECTION_NAMES, COLLECTION_SPECS } from '../../src/store/specs.js';
+import { DpopVerifier } from '../../src/domain/dpop.js';
+import { makeProof, proofKey } from '../helpers/dpop.js';
 
 export type OpenStore = () => Promise<{ store: Store; cleanup: () => Promise<void> }>;
 
@@ -688,6 +690,30 @@ export function runStoreContract(name: string, open: OpenStore): void {
         await store.users.deleteOne({ id: grace!.id });
         assert.deepEqual(await store.users.find(search('brewster')), []);
         assert.deepEqual(await store.users.find(search('navy')), []);
+      });
+    });
+
+    describe('DPoP replay record (dpopProofs)', () => {
+      const htu = 'https://id.example.com/application/o/token/';
+      test('a duplicate dpopProofs.jtiHash is a ConflictError naming jtiHash; an expired one no longer holds it', async (store) => {
+        const record = (jtiHash: string, expiresAt: Date) => ({ id: randomUUID(), jtiHash, expiresAt, createdAt: new Date() });
+        await store.dpopProofs.insert(record('h', new Date(Date.now() + 60_000)));
+        await rejectsWithConflict(store.dpopProofs.insert(record('h', new Date(Date.now() + 60_000))), 'dpopProofs', 'jtiHash');
+        await store.dpopProofs.insert(record('old', new Date(Date.now() - 1000)));
+        await store.dpopProofs.insert(record('old', new Date(Date.now() + 60_000)));
+      });
+
+      test('a proof accepted by one server process is refused by a second one on the same store, also when both race', async (store) => {
+        // Two verifiers stand for two processes: they share nothing but the store.
+        const first = new DpopVerifier(store, 'secret');
+        const second = new DpopVerifier(store, 'secret');
+        const key = await proofKey();
+        const proof = await makeProof(key, { htu });
+        await first.verify(proof, { method: 'POST', url: htu });
+        await assert.rejects(second.verify(proof, { method: 'POST', url: htu }), /invalid_dpop_proof: the DPoP proof was used before/);
+        const raced = await makeProof(key, { htu });
+        const results = await Promise.allSettled([first.verify(raced, { method: 'POST', url: htu }), second.verify(raced, { method: 'POST', url: htu })]);
+        assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, 'exactly one of two racing uses wins');
       });
     });
 

@@ -32,9 +32,6 @@ const NOT_BUILT_YET: readonly string[] = [
   // Configuration as code (issue 16)
   'ConfigChangeAction', 'ConfigChange', 'ConfigSecret', 'ConfigPlan',
   'Query.exportConfig', 'Query.planConfig', 'Mutation.applyConfig',
-  // DPoP (issue 14)
-  'Provider.dpopNonce', 'CreateProviderInput.dpopNonce', 'UpdateProviderInput.dpopNonce',
-  'Client.requireDpop', 'CreateClientInput.requireDpop', 'UpdateClientInput.requireDpop',
 ];
 
 /** The schema element a breaking change is about: `Type`, `Type.field` or `Enum.VALUE`. */

@@ -21,7 +21,7 @@ export type VerifiedIncomingJwt =
   | { kind: 'federated_provider'; issuer: Provider; claims: AccessTokenClaims };
 
 export type JwtRefusalReason =
-  | AssertionRejectionReason | 'jwe' | 'not_trusted' | 'provider_not_trusted' | 'not_an_access_token' | 'inactive_token';
+  | AssertionRejectionReason | 'jwe' | 'not_trusted' | 'provider_not_trusted' | 'not_an_access_token' | 'inactive_token' | 'dpop_bound';
 
 /** Why a JWT was not accepted: `detail` is for the event log, never for the client. */
 export interface JwtRefusal {
@@ -107,6 +107,11 @@ export class IncomingJwtVerifier {
     const verified = await this.deps.tokens.verifyAccessToken(jwt);
     if (!verified || verified.provider.id !== issuer.id) {
       return refuse('inactive_token', `not a live access token of provider ${issuer.slug}: ${await this.explainInactive(jwt)}`);
+    }
+    // RFC 9449: a bound token is good only with a proof by its key at a resource; as an assertion
+    // it would turn a stolen bound token into a fresh token without the key.
+    if (verified.claims.cnf) {
+      return refuse('dpop_bound', `a DPoP-bound access token of provider ${issuer.slug} (cnf.jkt ${verified.claims.cnf.jkt}) is not accepted as an assertion`);
     }
     return { kind: 'federated_provider', issuer, claims: verified.claims };
   }

@@ -8,7 +8,7 @@ import { deviceFlowFor } from '../../domain/device-flow.js';
 import { isUsable } from '../../domain/users.js';
 import { OAuthError, invalidGrant } from '../errors.js';
 import { verifierMatches } from '../pkce.js';
-import type { Grant } from './grant.js';
+import { requireBoundKey, type Grant } from './grant.js';
 import { authorizeUserTokens, issueUserTokens } from './user-tokens.js';
 import { narrowed } from '../audience.js';
 
@@ -18,7 +18,7 @@ export const deviceCodeGrant: Grant = {
   grantType: DEVICE_CODE_GRANT_TYPE,
   clientGrant: 'DEVICE_CODE',
   requireClientSecret: true,
-  async handle(services, { params, requestId, client: { client, provider }, audience: requested }) {
+  async handle(services, { params, requestId, client: { client, provider }, audience: requested, dpop }) {
     const deviceCode = params.get('device_code');
     if (!deviceCode) throw new OAuthError('invalid_request', 'device_code is required');
     const codeVerifier = params.get('code_verifier');
@@ -36,6 +36,9 @@ export const deviceCodeGrant: Grant = {
       // RFC 9700 §2.1.1: a verifier without a challenge is refused, or PKCE could be downgraded.
       throw invalidGrant('code_verifier was sent, but no code_challenge was sent with this device code');
     }
+
+    // RFC 9449 §10 via dpop_jkt: a code intercepted on its way cannot be redeemed by another device.
+    requireBoundKey(authorization.dpopJkt, dpop, 'this device code is bound to a DPoP key (dpop_jkt): poll with a proof signed by it');
 
     const result = await flow.poll(authorization);
     switch (result.kind) {

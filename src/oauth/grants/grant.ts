@@ -7,6 +7,8 @@ import type { GrantType } from '../../domain/model.js';
 import type { Services } from '../../domain/services.js';
 import type { FormParams } from '../../http/body.js';
 import type { AuthenticatedClient, PresentedClient } from '../client-auth.js';
+import type { VerifiedProof } from '../../domain/dpop.js';
+import { OAuthError } from '../errors.js';
 
 export interface TokenRequest {
   params: FormParams;
@@ -19,12 +21,19 @@ export interface TokenRequest {
   authorization: string | undefined;
   /** The `resource` (and, for token exchange, `audience`) values, each in the client's allowedAudiences (RFC 8707). */
   audience: string[];
+  /**
+   * The request's verified DPoP proof (RFC 9449), checked once by the endpoint; null without
+   * one. Tokens are bound to it through the services the grant receives (tokens.confirmedBy);
+   * grants whose input is itself bound (a device code, a refresh token) compare their key with it.
+   */
+  dpop: VerifiedProof | null;
 }
 
 /** The successful token response (RFC 6749 §5.1); serialised as JSON by the endpoint. */
 export interface TokenResponse {
   access_token: string;
-  token_type: 'Bearer';
+  /** DPoP when the access token is bound (RFC 9449 §5). */
+  token_type: 'Bearer' | 'DPoP';
   expires_in: number;
   scope: string;
   refresh_token?: string;
@@ -46,4 +55,9 @@ export interface Grant {
    */
   failureAction?: string;
   handle(services: Services, request: TokenRequest): Promise<TokenResponse>;
+}
+
+/** A grant input bound to a DPoP key (a device code, a refresh token) is redeemed only with a proof by that key. */
+export function requireBoundKey(jkt: string | null | undefined, proof: VerifiedProof | null, description: string): void {
+  if (jkt && proof?.jkt !== jkt) throw new OAuthError('invalid_dpop_proof', description, proof ? 'proof by another key' : 'no proof');
 }

@@ -7,7 +7,7 @@
 import { parseScopeParameter, permittedScopes } from '../../domain/scopes.js';
 import { isUsable } from '../../domain/users.js';
 import { OAuthError, invalidGrant } from '../errors.js';
-import type { Grant } from './grant.js';
+import { requireBoundKey, type Grant } from './grant.js';
 import { authorizeUserTokens, issueUserTokens } from './user-tokens.js';
 import { narrowed } from '../audience.js';
 
@@ -15,7 +15,7 @@ export const refreshTokenGrant: Grant = {
   grantType: 'refresh_token',
   clientGrant: 'REFRESH_TOKEN',
   requireClientSecret: true,
-  async handle(services, { params, requestId, client: { client, provider }, audience: requested }) {
+  async handle(services, { params, requestId, client: { client, provider }, audience: requested, dpop }) {
     const presented = params.get('refresh_token');
     if (!presented) throw new OAuthError('invalid_request', 'refresh_token is required');
     const scopeParam = params.get('scope');
@@ -30,6 +30,8 @@ export const refreshTokenGrant: Grant = {
     if (record.usedAt !== null) return reused(record.familyId);
     if (record.revokedAt !== null) throw invalidGrant('the refresh token is invalid', 'refresh token revoked');
     if (record.expiresAt <= now) throw invalidGrant('the refresh token is invalid', 'refresh token expired');
+    // RFC 9449 §5: a bound refresh token is not spent without a proof by its key (a stolen one is useless alone).
+    requireBoundKey(record.dpopJkt, dpop, 'this refresh token is bound to a DPoP key: send a proof signed by it');
     if (asked && asked.some((s) => !record.scopes.includes(s))) {
       throw new OAuthError('invalid_scope', 'a refresh may only narrow the scope of the original grant');
     }

@@ -103,9 +103,10 @@ export async function issueUserTokens(
     provider, client, user, scopes, extraClaims, notAfter, refreshFamilyId, appPasswordId: input.appPasswordId ?? null,
     audience: input.audience ?? null, act: input.act ?? null, sid: input.sid ?? null,
   });
+  const jkt = access.claims.cnf?.jkt ?? null;
   const response: TokenResponse = {
     access_token: access.token,
-    token_type: 'Bearer',
+    token_type: jkt ? 'DPoP' : 'Bearer',
     expires_in: access.expiresIn,
     scope: scopes.join(' '),
     ...(options.issuedTokenType ? { issued_token_type: options.issuedTokenType } : {}),
@@ -117,6 +118,8 @@ export async function issueUserTokens(
     // Rotation keeps the new refresh token in its family.
     const refresh = await services.tokens.issueRefreshToken({
       provider, clientId: client.clientId, userId: user.id, scopes, familyId: refreshFamilyId, notAfter, audience: input.audience ?? null,
+      // RFC 9449 §5: a confidential client's refresh token is bound by its authentication, a public client's by the key.
+      dpopJkt: client.type === 'PUBLIC' ? jkt : null,
     });
     response.refresh_token = refresh.token;
   }
@@ -127,7 +130,7 @@ export async function issueUserTokens(
     username: user.username,
     context: {
       grantType: input.grant, providerId: provider.id, scope: response.scope, jti: access.claims.jti, aud: access.claims.aud,
-      refreshToken: response.refresh_token !== undefined, idToken: response.id_token !== undefined,
+      refreshToken: response.refresh_token !== undefined, idToken: response.id_token !== undefined, ...(jkt ? { dpopJkt: jkt } : {}),
       ...options.event?.context,
     },
   });
