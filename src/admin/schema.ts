@@ -7,6 +7,7 @@ import { UserConnectionResolver, UserResolver } from './users.js';
 import { AppPasswordResolver, UserAppPasswordsResolver } from './app-passwords.js';
 import { FederatedSourceResolver, ProviderFederationResolver } from './federated-sources.js';
 import { EventResolver } from './events.js';
+import { ConfigResolver } from './config.js';
 import { ExpressionPolicyResolver, PolicyBindingResolver, ScopeMappingResolver, SourcePropertyMappingResolver } from './policies.js';
 
 /** Every resolver of the admin API; a new entity adds its resolver here. */
@@ -17,6 +18,7 @@ export const RESOLVERS = [
   FederatedSourceResolver,
   EventResolver,
   ExpressionPolicyResolver, PolicyBindingResolver, SourcePropertyMappingResolver, ScopeMappingResolver,
+  ConfigResolver,
 ] as const;
 
 let built: Promise<GraphQLSchema> | null = null;

@@ -29,9 +29,6 @@ const NOT_BUILT_YET: readonly string[] = [
   'SigningKeyStatus', 'SigningKey', 'Provider.signingKeys', 'Provider.keyRotationDays',
   'CreateProviderInput.keyRotationDays', 'UpdateProviderInput.keyRotationDays',
   'Mutation.rotateSigningKeys', 'Mutation.retireSigningKey',
-  // Configuration as code (issue 16)
-  'ConfigChangeAction', 'ConfigChange', 'ConfigSecret', 'ConfigPlan',
-  'Query.exportConfig', 'Query.planConfig', 'Mutation.applyConfig',
   // Workload identity (issue 13)
   'GrantType.JWT_BEARER', 'GrantType.TOKEN_EXCHANGE',
   'Client.allowedAudiences', 'CreateClientInput.allowedAudiences', 'UpdateClientInput.allowedAudiences',
