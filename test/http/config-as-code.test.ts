@@ -210,7 +210,8 @@ describe('all or nothing for token requests', () => {
     const doc = ciDocument(tag);
     // Many clients with the policy: a wrong write order would leave several usable without it at once.
     const base = (doc.clients as Record<string, unknown>[])[0]!;
-    const extra = Array.from({ length: 12 }, (_, i) => ({ ...base, clientId: `deploy-${tag}-${i}` }));
+    (doc.providers as Record<string, unknown>[])[0]!.signingAlgorithm = 'ES256';
+    const extra = Array.from({ length: 20 }, (_, i) => ({ ...base, clientId: `deploy-${tag}-${i}` }));
     doc.clients = [...(doc.clients as object[]), ...extra];
     const [evil, good] = await Promise.all([sign('acme/evil', tag), sign('acme/ok', tag)]);
     const clientId = `deploy-${tag}`;
