@@ -4,6 +4,8 @@
  */
 export class TtlCache<V> {
   private readonly entries = new Map<string, { value: V; expires: number }>();
+  /** Counts invalidations: a load that began before one must not cache what it read (it may predate the change). */
+  private generation = 0;
 
   constructor(private readonly ttlMs: number, private readonly maxEntries = 10_000) {}
 
@@ -23,10 +25,12 @@ export class TtlCache<V> {
   }
 
   delete(key: string): void {
+    this.generation++;
     this.entries.delete(key);
   }
 
   clear(): void {
+    this.generation++;
     this.entries.clear();
   }
 
@@ -35,6 +39,7 @@ export class TtlCache<V> {
     const hit = this.get(key);
     // A settled promise rather than an async function: hits are the hot path, and this is one allocation fewer.
     if (hit !== undefined) return Promise.resolve(hit);
+    const generation = this.generation;
     let loading: Promise<V>;
     try {
       loading = load();
@@ -42,7 +47,7 @@ export class TtlCache<V> {
       return Promise.reject(error);
     }
     return loading.then((value) => {
-      this.set(key, value);
+      if (generation === this.generation) this.set(key, value);
       return value;
     });
   }
