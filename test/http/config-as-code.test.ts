@@ -153,6 +153,34 @@ describe('refusals change nothing', () => {
     assert.deepEqual(await exportDoc(), before, 'no refused document changed anything');
   });
 
+  test('a write that fails mid-way (a JWKS URL that does not answer) rolls back the writes before it', async () => {
+    const tag = unique('rb');
+    const jwks = { keys: [key.publicJwk] };
+    await applyDoc({ federatedSources: [{ slug: `old-${tag}`, name: 'Old', jwks }] });
+    const before = await exportDoc();
+    const document = {
+      federatedSources: [
+        { slug: `old-${tag}`, name: 'Renamed', jwks },
+        { slug: `new-${tag}`, name: 'New', jwks },
+        { slug: `dead-${tag}`, name: 'Dead', jwksUrl: 'http://127.0.0.1:1/jwks' },
+      ],
+      policies: [{ name: `later-${tag}`, expression: 'true' }],
+    };
+    const response = await fetch(`${t.url}/graphql`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${t.adminToken}` },
+      body: JSON.stringify({ query: APPLY, variables: { d: document } }),
+    });
+    const body = (await response.json()) as { errors: { message: string; extensions: { code: string; field: string } }[] };
+    assert.equal(body.errors[0]!.extensions.code, 'BAD_USER_INPUT');
+    assert.equal(body.errors[0]!.extensions.field, 'federatedSources[2].jwksUrl');
+    assert.deepEqual(await exportDoc(), before, 'the rename and the new source were undone; the policy never written');
+    await t.server.services.events.flush();
+    const events = (await configEvents(t)).filter((e) => e.requestId === response.headers.get('x-request-id'));
+    assert.deepEqual(events.map((e) => `${e.context.operation} ${e.context.action} ${e.context.name}`).sort(), [
+      `applyConfig CREATE new-${tag}`, `applyConfig UPDATE old-${tag}`, `applyConfig:rollback CREATE new-${tag}`, `applyConfig:rollback UPDATE old-${tag}`,
+    ]);
+  });
+
   test('a generated service account named in a document is refused with its path', async () => {
     const now = new Date();
     const username = unique('gen');
