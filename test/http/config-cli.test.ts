@@ -156,3 +156,13 @@ describe('the example file, plan and apply', () => {
     assert.deepEqual(await t.gql('query { exportConfig }'), before);
   });
 });
+
+describe('the README', () => {
+  test('its "Configuration as code" example is examples/config.yaml, word for word', async () => {
+    const readme = await readFile(path.join(repoRoot, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Configuration as code'));
+    const block = /```yaml\n([\s\S]*?)```/.exec(section);
+    assert.ok(block, 'a yaml block in the section');
+    assert.equal(block[1], await readFile(EXAMPLE, 'utf8'));
+  });
+});
