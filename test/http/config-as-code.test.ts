@@ -130,6 +130,30 @@ describe('round trips', () => {
   });
 });
 
+describe('updates', () => {
+  test('reordering a client\'s policies moves its bindings (the policies stay bound); changes no mutation can make are refused', async () => {
+    const tag = unique('ord');
+    const doc = {
+      policies: [{ name: `a-${tag}`, expression: 'true' }, { name: `b-${tag}`, expression: 'true' }],
+      providers: [{ slug: `p-${tag}`, name: 'P', signingAlgorithm: 'ES256' }],
+      clients: [{ clientId: `c-${tag}`, provider: `p-${tag}`, name: 'C', type: 'PUBLIC', grantTypes: ['DEVICE_CODE'], policies: [`a-${tag}`, `b-${tag}`] }],
+      serviceAccounts: [{ username: `s-${tag}`, appPasswords: [{ description: 'job', expiresAt: '2099-01-01T00:00:00.000Z' }] }],
+    };
+    await applyDoc(doc);
+    const reordered = { ...doc, clients: [{ ...doc.clients[0]!, policies: [`b-${tag}`, `a-${tag}`] }] };
+    const planned = await applyDoc(reordered);
+    assert.deepEqual(planned.changes.map((c) => `${c.action} ${c.kind} ${c.name} ${JSON.stringify(c.after)}`), [
+      `UPDATE binding client c-${tag} → b-${tag} {"order":0}`, `UPDATE binding client c-${tag} → a-${tag} {"order":1}`,
+    ]);
+    const client = (await exportDoc()).clients as { clientId: string; policies: string[] }[];
+    assert.deepEqual(client.find((c) => c.clientId === `c-${tag}`)!.policies, [`b-${tag}`, `a-${tag}`]);
+    assert.deepEqual((await planDoc(reordered)).changes, []);
+    await expectGqlError(t, PLAN, { d: { clients: [{ ...doc.clients[0]!, type: 'CONFIDENTIAL' }] } }, 'BAD_USER_INPUT', 'clients[0].type');
+    await expectGqlError(t, PLAN, { d: { serviceAccounts: [{ username: `s-${tag}`, appPasswords: [{ description: 'job', expiresAt: '2098-01-01T00:00:00.000Z' }] }] } },
+      'BAD_USER_INPUT', 'serviceAccounts[0].appPasswords[0].expiresAt');
+  });
+});
+
 describe('refusals change nothing', () => {
   test('an invalid part anywhere: BAD_USER_INPUT naming its path, and nothing is written', async () => {
     const tag = unique('bad');
