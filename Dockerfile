@@ -30,6 +30,7 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
+COPY bin ./bin
 RUN mkdir -p /data && chown node:node /data
 USER node
 # The embedded store (and its generated secret.key) lives here; with TESSERA_MONGODB_URI it stays empty.

@@ -7,6 +7,7 @@ import { UserConnectionResolver, UserResolver } from './users.js';
 import { AppPasswordResolver, UserAppPasswordsResolver } from './app-passwords.js';
 import { FederatedSourceResolver, ProviderFederationResolver } from './federated-sources.js';
 import { EventResolver } from './events.js';
+import { ConfigResolver } from './config.js';
 import { ExpressionPolicyResolver, PolicyBindingResolver, ScopeMappingResolver, SourcePropertyMappingResolver } from './policies.js';
 import { TokenExchangeTestResolver } from './token-exchange-test.js';
 
@@ -19,6 +20,7 @@ export const RESOLVERS = [
   EventResolver,
   ExpressionPolicyResolver, PolicyBindingResolver, SourcePropertyMappingResolver, ScopeMappingResolver,
   TokenExchangeTestResolver,
+  ConfigResolver,
 ] as const;
 
 let built: Promise<GraphQLSchema> | null = null;

@@ -28,6 +28,13 @@ const LAST_USED_RESOLUTION_MS = 60_000;
 /** How long another process's revocation can go unseen here (this process's own is seen at once). */
 const CACHE_TTL_MS = 2_000;
 
+/** Blank means none. */
+export function validateDescription(value: string | null | undefined): string | null {
+  const description = value?.trim() || null;
+  if (description && description.length > 500) throw new ValidationError('description', 'must be at most 500 characters');
+  return description;
+}
+
 export class AppPasswordService {
   /** Live app passwords by secret hash (never by the secret); unknown hashes are not remembered. */
   private readonly byHash = new TtlCache<AppPassword>(CACHE_TTL_MS);
@@ -45,8 +52,7 @@ export class AppPasswordService {
     const user = await this.collections.users.findOne({ id: input.userId });
     if (!user) throw new NotFoundError('user', input.userId);
     if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw new ValidationError('expiresAt', 'must be in the future');
-    const description = input.description?.trim() || null;
-    if (description && description.length > 500) throw new ValidationError('description', 'must be at most 500 characters');
+    const description = validateDescription(input.description);
     const appPassword: AppPassword = {
       id: randomUUID(),
       userId: user.id,

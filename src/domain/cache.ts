@@ -17,6 +17,8 @@ function detached(key: string): string {
 export class TtlCache<V> {
   /** In order of expiry: every entry lives ttlMs, and a rewritten key moves to the end. */
   private readonly entries = new Map<string, { value: V; expires: number }>();
+  /** Counts invalidations: a load that began before one must not cache what it read (it may predate the change). */
+  private generation = 0;
 
   constructor(private readonly ttlMs: number, private readonly maxEntries = 10_000, private readonly maxKeyLength = 256) {}
 
@@ -52,10 +54,12 @@ export class TtlCache<V> {
   }
 
   delete(key: string): void {
+    this.generation++;
     this.entries.delete(key);
   }
 
   clear(): void {
+    this.generation++;
     this.entries.clear();
   }
 
@@ -64,6 +68,7 @@ export class TtlCache<V> {
     const hit = this.get(key);
     // A settled promise rather than an async function: hits are the hot path, and this is one allocation fewer.
     if (hit !== undefined) return Promise.resolve(hit);
+    const generation = this.generation;
     let loading: Promise<V>;
     try {
       loading = load();
@@ -71,7 +76,7 @@ export class TtlCache<V> {
       return Promise.reject(error);
     }
     return loading.then((value) => {
-      this.set(key, value);
+      if (generation === this.generation) this.set(key, value);
       return value;
     });
   }

@@ -36,10 +36,10 @@ export interface ClientWithSecret {
 }
 
 /** RFC 6749 Appendix A: client-id = *VSCHAR (%x20-7E), as the admin chooses it; generated ones are base64url. */
-const CLIENT_ID = /^[\x20-\x7E]{1,128}$/;
+export const CLIENT_ID = /^[\x20-\x7E]{1,128}$/;
 export const MAX_CLIENT_ID_LENGTH = 128;
 
-function validateGrantTypes(grantTypes: GrantType[]): GrantType[] {
+export function validateGrantTypes(grantTypes: GrantType[]): GrantType[] {
   if (grantTypes.length === 0) throw new ValidationError('grantTypes', 'must name at least one grant type');
   for (const g of grantTypes) if (!GRANT_TYPES.includes(g)) throw new ValidationError('grantTypes', `'${g}' is not a grant type`);
   return [...new Set(grantTypes)];

@@ -57,20 +57,20 @@ const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
 export const MIN_PASSWORD_LENGTH = 8;
 const MAX_PASSWORD_LENGTH = 1024;
 
-function validateUsername(value: string): string {
+export function validateUsername(value: string): string {
   if (!USERNAME.test(value)) throw new ValidationError('username', 'must be 1–150 characters of letters, digits and @ . + _ -');
   return value;
 }
 
 /** A display name is optional; blank means none. */
-function validateOptionalName(value: string | null | undefined): string | null {
+export function validateOptionalName(value: string | null | undefined): string | null {
   const name = value?.trim();
   if (!name) return null;
   if (name.length > 200) throw new ValidationError('name', 'must be at most 200 characters');
   return name;
 }
 
-function validateEmail(value: string | null | undefined): string | null {
+export function validateEmail(value: string | null | undefined): string | null {
   if (value === null || value === undefined || value === '') return null;
   if (!EMAIL.test(value)) throw new ValidationError('email', 'must be an email address');
   return value;

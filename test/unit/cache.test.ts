@@ -40,14 +40,28 @@ test('expired entries are swept by the next write, without being read', async ()
 });
 
 test('a rewritten key lives a full TTL from its rewrite, and the sweep does not drop it early', async () => {
-  const cache = new TtlCache<number>(80, 10_000);
+  // Wide margins, so a loaded machine's late timers cannot blur which entry outlived which.
+  const cache = new TtlCache<number>(400, 10_000);
   cache.set('a', 1);
   cache.set('b', 1);
-  await sleep(50);
+  await sleep(250);
   cache.set('a', 2);
-  await sleep(50);
+  await sleep(250);
   cache.set('c', 3);
   assert.equal(cache.get('b'), undefined);
   assert.equal(cache.get('a'), 2);
   assert.equal(cache.size, 2);
+});
+
+test('a load that began before an invalidation does not cache what it read (the record may have changed since)', async () => {
+  const cache = new TtlCache<string | null>(60_000);
+  let finish!: (value: string | null) => void;
+  const loading = cache.getOrLoad('client-1', () => new Promise((resolve) => { finish = resolve; }));
+  // The admin creates the client while the read (which found nothing) is still in flight.
+  cache.delete('client-1');
+  finish(null);
+  assert.equal(await loading, null, 'the caller still gets what it read');
+  assert.equal(cache.get('client-1'), undefined, 'but the next lookup reads again instead of a stale "unknown"');
+  assert.equal(await cache.getOrLoad('client-1', async () => 'found'), 'found');
+  assert.equal(cache.get('client-1'), 'found', 'loads with no invalidation in between are cached');
 });

@@ -29,9 +29,6 @@ const NOT_BUILT_YET: readonly string[] = [
   'SigningKeyStatus', 'SigningKey', 'Provider.signingKeys', 'Provider.keyRotationDays',
   'CreateProviderInput.keyRotationDays', 'UpdateProviderInput.keyRotationDays',
   'Mutation.rotateSigningKeys', 'Mutation.retireSigningKey',
-  // Configuration as code (issue 16)
-  'ConfigChangeAction', 'ConfigChange', 'ConfigSecret', 'ConfigPlan',
-  'Query.exportConfig', 'Query.planConfig', 'Mutation.applyConfig',
 ];
 
 /** The schema element a breaking change is about: `Type`, `Type.field` or `Enum.VALUE`. */

@@ -39,7 +39,7 @@ export interface UpdateFederatedSourceInput {
 type Jwks = { keys: JWK[] };
 type KeySource = Pick<FederatedSource, 'jwksUrl' | 'oidcDiscoveryUrl' | 'jwks'>;
 
-function optionalText(field: string, value: string | null | undefined, max: number): string | null {
+export function optionalText(field: string, value: string | null | undefined, max: number): string | null {
   if (value === null || value === undefined) return null;
   const text = value.trim();
   if (text === '') throw new ValidationError(field, 'must not be empty (give null to leave it unset)');
@@ -50,7 +50,7 @@ function optionalText(field: string, value: string | null | undefined, max: numb
 /** Up to a year: a bound on how old an accepted JWT may be, not a lifetime. */
 const MAX_TOKEN_AGE_LIMIT = 31_536_000;
 
-function optionalMaxAge(value: number | null | undefined): number | null {
+export function optionalMaxAge(value: number | null | undefined): number | null {
   if (value === null || value === undefined) return null;
   if (!Number.isInteger(value) || value < 1 || value > MAX_TOKEN_AGE_LIMIT) {
     throw new ValidationError('maxTokenAgeSeconds', `must be a whole number of seconds from 1 to ${MAX_TOKEN_AGE_LIMIT}, or null`);
@@ -58,13 +58,13 @@ function optionalMaxAge(value: number | null | undefined): number | null {
   return value;
 }
 
-function optionalUrl(field: string, value: string | null | undefined): string | null {
+export function optionalUrl(field: string, value: string | null | undefined): string | null {
   if (value === null || value === undefined || value.trim() === '') return null;
   if (value.length > 2048) throw new ValidationError(field, 'must be at most 2048 characters');
   return validateHttpUrl(field, value.trim());
 }
 
-function validateRawJwks(value: unknown): Jwks | null {
+export function validateRawJwks(value: unknown): Jwks | null {
   if (value === null || value === undefined) return null;
   let jwks: Jwks;
   try {
@@ -215,7 +215,7 @@ function hasUrl(source: Pick<FederatedSource, 'jwksUrl' | 'oidcDiscoveryUrl'>): 
   return source.jwksUrl !== null || source.oidcDiscoveryUrl !== null;
 }
 
-function requireKeySource(source: KeySource): void {
+export function requireKeySource(source: KeySource): void {
   if (!hasUrl(source) && source.jwks === null) {
     throw new ValidationError('jwks', 'give at least one of jwks, jwksUrl or oidcDiscoveryUrl');
   }

@@ -225,6 +225,15 @@ export class PolicyService {
     return binding;
   }
 
+  /** Moves a binding in its target's evaluation order (the policy stays bound throughout). */
+  async setBindingOrder(id: string, order: number): Promise<PolicyBinding> {
+    if (!Number.isInteger(order) || Math.abs(order) > MAX_ORDER) throw new ValidationError('order', `must be a whole number from -${MAX_ORDER} to ${MAX_ORDER}`);
+    const updated = await this.collections.policyBindings.updateOne({ id }, { $set: { order } });
+    if (!updated) throw new NotFoundError('policy binding', id);
+    this.invalidate();
+    return updated;
+  }
+
   async unbind(id: string): Promise<boolean> {
     if (!(await this.collections.policyBindings.deleteOne({ id }))) throw new NotFoundError('policy binding', id);
     this.invalidate();
