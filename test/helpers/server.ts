@@ -79,8 +79,10 @@ export async function startTestServer(env: Record<string, string> = {}, existing
   };
 }
 
-/** application/x-www-form-urlencoded POST. */
-export async function postForm(url: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: Record<string, unknown> }> {
+/** application/x-www-form-urlencoded POST; pairs (rather than a record) may repeat a name. */
+export async function postForm(
+  url: string, form: Record<string, string> | [string, string][], headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: Record<string, unknown> }> {
   const response = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },

@@ -40,21 +40,6 @@ export function issue(from: StandIn, claims: JWTPayload, header: Record<string, 
     .sign(from.key.privateKey);
 }
 
-/** A form POST whose pairs may repeat a name. */
-export async function postPairs(url: string, pairs: [string, string][], headers: Record<string, string> = {}) {
-  const response = await fetch(url, {
-    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(pairs).toString(),
-  });
-  const text = await response.text();
-  let body: Record<string, unknown>;
-  try {
-    body = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    body = { raw: text };
-  }
-  return { status: response.status, headers: response.headers, body };
-}
-
 export async function eventsOf(t: TestServer, response: { headers: Headers }) {
   await t.server.services.events.flush();
   return t.server.services.store.events.find({ requestId: response.headers.get('x-request-id')! });

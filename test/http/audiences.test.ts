@@ -9,7 +9,7 @@ import { basic, postForm, startTestServer, type TestServer } from '../helpers/se
 import { seedMachineClient, seedMachineProvider, seedUserWithAppPassword, unique } from '../helpers/seed.js';
 import { expectGqlError } from '../helpers/admin.js';
 import { decide, jwtPayload, poll } from '../helpers/device.js';
-import { eventsOf, postPairs } from '../helpers/workload.js';
+import { eventsOf } from '../helpers/workload.js';
 import type { Provider } from '../../src/domain/model.js';
 
 let t: TestServer;
@@ -60,19 +60,19 @@ describe('allowedAudiences in the admin API', () => {
 describe('resource on the token endpoint', () => {
   test('one resource: aud is that string; two: an array; none: the client_id', async () => {
     const { clientId, auth } = await machine([ORDERS, BILLING]);
-    const one = await postPairs(tokenUrl(), [['grant_type', 'client_credentials'], ['resource', ORDERS]], auth);
+    const one = await postForm(tokenUrl(), [['grant_type', 'client_credentials'], ['resource', ORDERS]], auth);
     assert.equal(one.status, 200, JSON.stringify(one.body));
     assert.equal(jwtPayload(String(one.body.access_token)).aud, ORDERS);
-    const two = await postPairs(tokenUrl(), [['grant_type', 'client_credentials'], ['resource', ORDERS], ['resource', BILLING]], auth);
+    const two = await postForm(tokenUrl(), [['grant_type', 'client_credentials'], ['resource', ORDERS], ['resource', BILLING]], auth);
     assert.equal(two.status, 200, JSON.stringify(two.body));
     assert.deepEqual(jwtPayload(String(two.body.access_token)).aud, [ORDERS, BILLING]);
-    const none = await postPairs(tokenUrl(), [['grant_type', 'client_credentials']], auth);
+    const none = await postForm(tokenUrl(), [['grant_type', 'client_credentials']], auth);
     assert.equal(jwtPayload(String(none.body.access_token)).aud, clientId);
   });
 
   test('a resource outside allowedAudiences is invalid_target, with the value in the LOGIN_FAILED event only', async () => {
     const { auth } = await machine([ORDERS]);
-    const answer = await postPairs(tokenUrl(), [['grant_type', 'client_credentials'], ['resource', ORDERS], ['resource', 'https://evil.example']], auth);
+    const answer = await postForm(tokenUrl(), [['grant_type', 'client_credentials'], ['resource', ORDERS], ['resource', 'https://evil.example']], auth);
     assert.equal(answer.status, 400);
     assert.equal(answer.body.error, 'invalid_target');
     assert.equal(answer.body.access_token, undefined);
@@ -84,7 +84,7 @@ describe('resource on the token endpoint', () => {
   test('a resource with a fragment, a relative one and an empty one are invalid_target', async () => {
     const { auth } = await machine([ORDERS, `${ORDERS}#frag`, 'orders']);
     for (const resource of [`${ORDERS}#frag`, 'orders', '']) {
-      const answer = await postPairs(tokenUrl(), [['grant_type', 'client_credentials'], ['resource', resource]], auth);
+      const answer = await postForm(tokenUrl(), [['grant_type', 'client_credentials'], ['resource', resource]], auth);
       assert.equal(answer.status, 400, resource);
       assert.equal(answer.body.error, 'invalid_target', resource);
     }
@@ -92,9 +92,9 @@ describe('resource on the token endpoint', () => {
 
   test('only resource and audience may repeat: scope twice is still invalid_request; audience outside token exchange is invalid_request', async () => {
     const { auth } = await machine([ORDERS]);
-    const twice = await postPairs(tokenUrl(), [['grant_type', 'client_credentials'], ['scope', 'profile'], ['scope', 'email']], auth);
+    const twice = await postForm(tokenUrl(), [['grant_type', 'client_credentials'], ['scope', 'profile'], ['scope', 'email']], auth);
     assert.equal(twice.body.error, 'invalid_request');
-    const audience = await postPairs(tokenUrl(), [['grant_type', 'client_credentials'], ['audience', ORDERS]], auth);
+    const audience = await postForm(tokenUrl(), [['grant_type', 'client_credentials'], ['audience', ORDERS]], auth);
     assert.equal(audience.body.error, 'invalid_request');
   });
 });
@@ -103,7 +103,7 @@ describe('resource on device authorization and refresh', () => {
   async function deviceTokens(resources: string[]) {
     const { client, clientId } = await seedMachineClient(t, provider, { type: 'PUBLIC', grantTypes: ['DEVICE_CODE', 'REFRESH_TOKEN'] });
     await t.server.services.clients.update(client.id, { allowedAudiences: [ORDERS, BILLING] });
-    const started = await postPairs(`${t.url}/application/o/device/`, [['client_id', clientId], ...resources.map((r): [string, string] => ['resource', r])]);
+    const started = await postForm(`${t.url}/application/o/device/`, [['client_id', clientId], ...resources.map((r): [string, string] => ['resource', r])]);
     assert.equal(started.status, 200, JSON.stringify(started.body));
     const person = await seedUserWithAppPassword(t, { username: unique('person'), type: 'INTERNAL' });
     assert.equal((await decide(t, person.username, person.appPassword, String(started.body.user_code), 'allow')).status, 200);
@@ -122,10 +122,10 @@ describe('resource on device authorization and refresh', () => {
 
   test('a refresh may narrow the audience, and the narrowed one sticks; widening it again is invalid_target', async () => {
     const { clientId, tokens } = await deviceTokens([ORDERS, BILLING]);
-    const narrowed = await postPairs(tokenUrl(), [['grant_type', 'refresh_token'], ['client_id', clientId], ['refresh_token', String(tokens.refresh_token)], ['resource', ORDERS]]);
+    const narrowed = await postForm(tokenUrl(), [['grant_type', 'refresh_token'], ['client_id', clientId], ['refresh_token', String(tokens.refresh_token)], ['resource', ORDERS]]);
     assert.equal(narrowed.status, 200, JSON.stringify(narrowed.body));
     assert.equal(jwtPayload(String(narrowed.body.access_token)).aud, ORDERS);
-    const widened = await postPairs(tokenUrl(), [['grant_type', 'refresh_token'], ['client_id', clientId], ['refresh_token', String(narrowed.body.refresh_token)], ['resource', BILLING]]);
+    const widened = await postForm(tokenUrl(), [['grant_type', 'refresh_token'], ['client_id', clientId], ['refresh_token', String(narrowed.body.refresh_token)], ['resource', BILLING]]);
     assert.equal(widened.status, 400);
     assert.equal(widened.body.error, 'invalid_target');
   });
@@ -133,13 +133,13 @@ describe('resource on device authorization and refresh', () => {
   test('a device code without resources cannot gain one at the token endpoint', async () => {
     const { clientId, tokens } = await deviceTokens([]);
     assert.equal(jwtPayload(String(tokens.access_token)).aud, clientId);
-    const widened = await postPairs(tokenUrl(), [['grant_type', 'refresh_token'], ['client_id', clientId], ['refresh_token', String(tokens.refresh_token)], ['resource', ORDERS]]);
+    const widened = await postForm(tokenUrl(), [['grant_type', 'refresh_token'], ['client_id', clientId], ['refresh_token', String(tokens.refresh_token)], ['resource', ORDERS]]);
     assert.equal(widened.body.error, 'invalid_target');
   });
 
   test('a device authorization with a resource outside the list is invalid_target', async () => {
     const { clientId } = await seedMachineClient(t, provider, { type: 'PUBLIC', grantTypes: ['DEVICE_CODE'] });
-    const answer = await postPairs(`${t.url}/application/o/device/`, [['client_id', clientId], ['resource', ORDERS]]);
+    const answer = await postForm(`${t.url}/application/o/device/`, [['client_id', clientId], ['resource', ORDERS]]);
     assert.equal(answer.status, 400);
     assert.equal(answer.body.error, 'invalid_target');
   });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { basic, postForm, startTestServer, type TestServer } from '../helpers/server.js';
 import { seedMachineClient, seedMachineProvider } from '../helpers/seed.js';
 import { jwtPayload } from '../helpers/device.js';
-import { TOKEN_EXCHANGE, TT, eventsOf, issue, postPairs, standInIssuer, type StandIn } from '../helpers/workload.js';
+import { TOKEN_EXCHANGE, TT, eventsOf, issue, standInIssuer, type StandIn } from '../helpers/workload.js';
 import type { Provider } from '../../src/domain/model.js';
 
 let t: TestServer;
@@ -39,7 +39,7 @@ const exchange = (form: Record<string, string>, auth = rs.auth) => postForm(toke
 
 /** The caller's token for the resource server (aud = RS), as a resource server receives it. */
 async function callerToken(scope = 'profile email'): Promise<string> {
-  const answer = await postPairs(tokenUrl(), [['grant_type', 'client_credentials'], ['scope', scope], ['resource', RS]], caller.auth);
+  const answer = await postForm(tokenUrl(), [['grant_type', 'client_credentials'], ['scope', scope], ['resource', RS]], caller.auth);
   assert.equal(answer.status, 200, JSON.stringify(answer.body));
   return String(answer.body.access_token);
 }
@@ -82,10 +82,10 @@ describe('subject tokens of this server', () => {
 
   test('audience (repeatable) names the new token\'s aud; outside allowedAudiences is invalid_target', async () => {
     const subject = await callerToken();
-    const ok = await postPairs(tokenUrl(), [['grant_type', TOKEN_EXCHANGE], ['subject_token', subject], ['subject_token_type', TT.access], ['audience', 'https://billing.example']], rs.auth);
+    const ok = await postForm(tokenUrl(), [['grant_type', TOKEN_EXCHANGE], ['subject_token', subject], ['subject_token_type', TT.access], ['audience', 'https://billing.example']], rs.auth);
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
     assert.equal(jwtPayload(String(ok.body.access_token)).aud, 'https://billing.example');
-    const no = await postPairs(tokenUrl(), [['grant_type', TOKEN_EXCHANGE], ['subject_token', subject], ['subject_token_type', TT.access], ['audience', 'https://billing.example'], ['audience', 'payroll']], rs.auth);
+    const no = await postForm(tokenUrl(), [['grant_type', TOKEN_EXCHANGE], ['subject_token', subject], ['subject_token_type', TT.access], ['audience', 'https://billing.example'], ['audience', 'payroll']], rs.auth);
     assert.equal(no.body.error, 'invalid_target');
   });
 
@@ -158,7 +158,7 @@ describe('bad parameters', () => {
     for (const form of cases) await refused(await exchange(form), 'invalid_request', /./);
     for (const name of ['subject_token', 'subject_token_type', 'actor_token', 'actor_token_type', 'requested_token_type', 'scope']) {
       const pairs: [string, string][] = [['grant_type', TOKEN_EXCHANGE], ['subject_token', subject], ['subject_token_type', TT.access], [name, 'x'], [name, 'x']];
-      const answer = await postPairs(tokenUrl(), pairs, rs.auth);
+      const answer = await postForm(tokenUrl(), pairs, rs.auth);
       assert.equal(answer.body.error, 'invalid_request', name);
     }
   });
