@@ -15,14 +15,14 @@ export async function signingKey(alg = 'ES256'): Promise<SigningKey> {
   return { kid, privateKey, alg, publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } };
 }
 
-/** Serves `keys` as a JWKS (on every path) from a local HTTP server. */
-export class JwksHost {
-  keys: JWK[] = [];
+/** A local HTTP server on a free loopback port, for stand-in issuers and key hosts. */
+export class LoopbackServer {
   url = '';
-  private readonly server = http.createServer((_req, res) => {
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ keys: this.keys }));
-  });
+  private readonly server: http.Server;
+
+  constructor(handler: http.RequestListener) {
+    this.server = http.createServer(handler);
+  }
 
   async start(): Promise<void> {
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
@@ -32,5 +32,17 @@ export class JwksHost {
   async stop(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** Serves `keys` as a JWKS (on every path) from a local HTTP server. */
+export class JwksHost extends LoopbackServer {
+  keys: JWK[] = [];
+
+  constructor() {
+    super((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ keys: this.keys }));
+    });
   }
 }

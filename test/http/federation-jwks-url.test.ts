@@ -6,10 +6,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import { freePort, postForm, startTestServer, type TestServer } from '../helpers/server.js';
 import { seedMachineClient, seedMachineProvider, unique } from '../helpers/seed.js';
+import { LoopbackServer } from '../helpers/federation.js';
 import type { FederatedSource } from '../../src/domain/model.js';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -22,12 +22,16 @@ async function newKey(): Promise<Key> {
 }
 
 /** A JWKS host: serves `keys` at /jwks, a discovery document, a path that never answers, and a huge one. */
-class JwksHost {
+class JwksHost extends LoopbackServer {
   keys: JWK[] = [];
   fetches = 0;
   /** Where /away redirects to (another origin in the tests). */
   redirectAwayTo = '';
-  private readonly server = http.createServer((req, res) => {
+  constructor() {
+    super((req, res) => this.answer(req, res));
+  }
+
+  private answer(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (req.url === '/jwks') {
       this.fetches += 1;
       res.setHeader('content-type', 'application/json');
@@ -56,17 +60,6 @@ class JwksHost {
       res.statusCode = 404;
       res.end();
     }
-  });
-  url = '';
-
-  async start(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }
 
