@@ -52,6 +52,7 @@ export class CreateProviderInput {
   @Field(() => DeviceFlowSettingsInput, { nullable: true }) deviceFlow?: DeviceFlowSettingsInput | null;
   @Field(() => [ID], { nullable: true }) federatedSourceIds?: string[] | null;
   @Field(() => [ID], { nullable: true }) federatedProviderIds?: string[] | null;
+  @Field(() => Int, { nullable: true }) keyRotationDays?: number | null;
 }
 
 @InputType('UpdateProviderInput')
@@ -63,6 +64,7 @@ export class UpdateProviderInput {
   @Field(() => DeviceFlowSettingsInput, { nullable: true }) deviceFlow?: DeviceFlowSettingsInput | null;
   @Field(() => [ID], { nullable: true }) federatedSourceIds?: string[] | null;
   @Field(() => [ID], { nullable: true }) federatedProviderIds?: string[] | null;
+  @Field(() => Int, { nullable: true }) keyRotationDays?: number | null;
 }
 
 @Resolver(() => ProviderType)

@@ -7,11 +7,12 @@ import { UserConnectionResolver, UserResolver } from './users.js';
 import { AppPasswordResolver, UserAppPasswordsResolver } from './app-passwords.js';
 import { FederatedSourceResolver, ProviderFederationResolver } from './federated-sources.js';
 import { EventResolver } from './events.js';
+import { ProviderSigningKeysResolver } from './signing-keys.js';
 import { ExpressionPolicyResolver, PolicyBindingResolver, ScopeMappingResolver, SourcePropertyMappingResolver } from './policies.js';
 
 /** Every resolver of the admin API; a new entity adds its resolver here. */
 export const RESOLVERS = [
-  ProviderResolver, ProviderClientsResolver, ProviderFederationResolver,
+  ProviderResolver, ProviderClientsResolver, ProviderFederationResolver, ProviderSigningKeysResolver,
   ClientResolver,
   UserResolver, UserConnectionResolver, UserAppPasswordsResolver, AppPasswordResolver,
   FederatedSourceResolver,

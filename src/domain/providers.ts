@@ -23,6 +23,7 @@ export const LIMITS = {
   userCodeLength: { min: 4, max: 32, default: 8 },
   accessTokenLifetimeSeconds: { min: 1, max: 86_400, default: 600 },
   refreshTokenLifetimeSeconds: { min: 1, max: 31_536_000, default: 2_592_000 },
+  keyRotationDays: { min: 1, max: 3650 },
   minUserCodeEntropyBits: 20,
 } as const;
 
@@ -82,6 +83,8 @@ export interface ProviderInput {
   deviceFlow?: DeviceFlowSettingsInput | null;
   federatedSourceIds?: string[] | null;
   federatedProviderIds?: string[] | null;
+  /** null: rotate only when asked (and, on update, stop rotating); undefined: unchanged. */
+  keyRotationDays?: number | null;
 }
 
 const SLUG = /^[a-z0-9-]{1,64}$/;
@@ -206,6 +209,7 @@ export class ProviderService {
       deviceFlow: resolveDeviceFlowSettings(DEFAULT_DEVICE_FLOW, input.deviceFlow),
       federatedSourceIds: await this.validateSourceIds(input.federatedSourceIds ?? []),
       federatedProviderIds: await this.validateProviderIds(input.federatedProviderIds ?? [], null),
+      keyRotationDays: input.keyRotationDays == null ? null : validateRange('keyRotationDays', input.keyRotationDays, LIMITS.keyRotationDays),
       createdAt: now,
       updatedAt: now,
     };
@@ -240,9 +244,13 @@ export class ProviderService {
     if (input.deviceFlow) $set.deviceFlow = resolveDeviceFlowSettings(current.deviceFlow, input.deviceFlow);
     if (input.federatedSourceIds) $set.federatedSourceIds = await this.validateSourceIds(input.federatedSourceIds);
     if (input.federatedProviderIds) $set.federatedProviderIds = await this.validateProviderIds(input.federatedProviderIds, id);
+    if (input.keyRotationDays !== undefined) {
+      $set.keyRotationDays = input.keyRotationDays === null ? null : validateRange('keyRotationDays', input.keyRotationDays, LIMITS.keyRotationDays);
+    }
     const algorithmChanged = input.signingAlgorithm != null && input.signingAlgorithm !== current.signingAlgorithm;
     if (algorithmChanged) $set.signingAlgorithm = this.validateAlgorithm(input.signingAlgorithm!);
-    // A new algorithm needs a new key; tokens signed with the old one still verify against the JWKS.
+    // A new algorithm signs at once with a new key (not published before: unavoidable); the old
+    // one stays PREVIOUS, so tokens signed with it still verify against the JWKS.
     if (algorithmChanged) await this.keys.createKey(id, $set.signingAlgorithm!);
     const updated = await this.collections.providers.updateOne({ id }, { $set });
     if (!updated) throw new NotFoundError('provider', id);
