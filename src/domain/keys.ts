@@ -65,6 +65,11 @@ export function statusOf(record: SigningKey, now: number): SigningKeyStatus {
 
 const activation = (r: SigningKey): number => (r.activatedAt ?? r.createdAt).getTime();
 
+/** A key made CURRENT now is activated after every CURRENT key (by a millisecond if need be): the newest activation signs, so it must be this one. */
+function activationAfter(currents: readonly SigningKey[], now: number): Date {
+  return new Date(Math.max(now, ...currents.map((r) => activation(r) + 1)));
+}
+
 /** A provider's keys by status: the CURRENT ones newest first (the first signs), and its NEXT key. */
 export function keyState(records: readonly SigningKey[], now: number): { currents: SigningKey[]; next: SigningKey | null } {
   const currents = records.filter((r) => statusOf(r, now) === 'CURRENT')
@@ -120,8 +125,8 @@ export class SigningKeyService {
    * PREVIOUS, and a NEXT key of the same algorithm is made.
    */
   async createKey(providerId: string, alg: SigningAlgorithm): Promise<SigningKey> {
-    const now = this.now();
-    const record = await this.generate(providerId, alg, { status: 'CURRENT', activatedAt: new Date(now) });
+    const { currents } = keyState(await this.collections.signingKeys.find({ providerId }), this.now());
+    const record = await this.generate(providerId, alg, { status: 'CURRENT', activatedAt: activationAfter(currents, this.now()) });
     await this.collections.signingKeys.insert(record);
     await this.settle(providerId);
     this.invalidate(providerId);
@@ -153,7 +158,7 @@ export class SigningKeyService {
       return false;
     }
     const promoted = await this.collections.signingKeys.updateOne(
-      { id: next.id, status: 'NEXT' }, { $set: { status: 'CURRENT', activatedAt: new Date(now) }, $unset: { nextOf: true } },
+      { id: next.id, status: 'NEXT' }, { $set: { status: 'CURRENT', activatedAt: activationAfter(currents, now) }, $unset: { nextOf: true } },
     );
     if (!promoted) return false;
     await this.settle(providerId);
@@ -185,12 +190,12 @@ export class SigningKeyService {
     const { currents, next } = keyState(await this.collections.signingKeys.find({ providerId: key.providerId }), now);
     if (currents.some((r) => r.id !== key.id)) return;
     const promoted = next && await this.collections.signingKeys.updateOne(
-      { id: next.id, status: 'NEXT' }, { $set: { status: 'CURRENT', activatedAt: new Date(now) }, $unset: { nextOf: true } },
+      { id: next.id, status: 'NEXT' }, { $set: { status: 'CURRENT', activatedAt: activationAfter(currents, now) }, $unset: { nextOf: true } },
     );
     if (promoted) return;
     const again = keyState(await this.collections.signingKeys.find({ providerId: key.providerId }), now);
     if (again.currents.some((r) => r.id !== key.id)) return;
-    await this.collections.signingKeys.insert(await this.generate(key.providerId, key.algorithm, { status: 'CURRENT', activatedAt: new Date(now) }));
+    await this.collections.signingKeys.insert(await this.generate(key.providerId, key.algorithm, { status: 'CURRENT', activatedAt: activationAfter(again.currents, now) }));
   }
 
   /**
@@ -259,11 +264,13 @@ export class SigningKeyService {
     return made;
   }
 
-  /** PREVIOUS keys past their retirement are marked RETIRED (they already verify nothing). */
-  sweep(): Promise<number> {
-    return this.collections.signingKeys.updateMany(
+  /** PREVIOUS keys past their retirement are marked RETIRED (they already verify nothing) and leave this process's JWKS. */
+  async sweep(): Promise<number> {
+    const retired = await this.collections.signingKeys.updateMany(
       { status: 'PREVIOUS', retiresAt: { $lte: new Date(this.now()) } }, { $set: { status: 'RETIRED' } },
     );
+    if (retired > 0) for (const providerId of [...this.sets.keys()]) this.invalidate(providerId);
+    return retired;
   }
 
   /** Every key of the provider, newest first (the admin API). */
