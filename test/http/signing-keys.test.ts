@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { basic, postForm, startTestServer, type TestServer } from '../helpers/server.js';
-import { seedClient, seedProvider, seedUser, type SeededClient, type SeededProvider, type SeededUser } from '../helpers/seed.js';
+import { seedClient, seedProvider, seedUser, unique, type SeededClient, type SeededProvider, type SeededUser } from '../helpers/seed.js';
 import { expectGqlError } from '../helpers/admin.js';
 
 /** The fake clock key rotation goes by (token lifetimes stay on real time). */
@@ -280,4 +280,50 @@ test('changing signingAlgorithm rotates at once to a key of that algorithm; the 
   await jwtVerify(before, set);
   await jwtVerify(after, set);
   assert.deepEqual(await seen(before, w), LIVE);
+});
+
+test("a federated provider's access token signed by a retired key is refused as a client_credentials assertion", async () => {
+  const w = await world();
+  const downstream = await t.gql<{ createProvider: { id: string } }>(
+    'mutation($input: CreateProviderInput!) { createProvider(input: $input) { id } }',
+    { input: { name: 'downstream', slug: unique('down'), signingAlgorithm: 'ES256', federatedProviderIds: [w.provider.id] } },
+  );
+  const client = await seedClient(t, { providerId: downstream.createProvider.id, type: 'PUBLIC', grantTypes: ['CLIENT_CREDENTIALS'] });
+  const assertion = await token(w);
+  const present = () => postForm(`${t.url}/application/o/token/`, {
+    grant_type: 'client_credentials', client_id: client.clientId,
+    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion,
+  });
+  const accepted = await present();
+  assert.equal(accepted.status, 200, JSON.stringify(accepted.body));
+  const current = (await keysOf(w)).find((k) => k.status === 'CURRENT')!;
+  await t.gql('mutation($id: ID!) { retireSigningKey(id: $id) { id } }', { id: current.id });
+  const refused = await present();
+  assert.equal(refused.status, 400, JSON.stringify(refused.body));
+  assert.equal(refused.body.error, 'invalid_grant');
+});
+
+test('a provider of round 1 (one key, no status) keeps its CURRENT key and gets a NEXT key at start-up', async () => {
+  const restarted = await startTestServer();
+  const dataDir = restarted.dataDir;
+  let second: TestServer | null = null;
+  try {
+    const provider = await seedProvider(restarted);
+    const { signingKeys } = restarted.server.services.store;
+    const [current] = await signingKeys.find({ providerId: provider.id, status: 'CURRENT' });
+    // Make the record a round-1 one: active, no status or times, and no NEXT key.
+    await signingKeys.deleteMany({ providerId: provider.id, status: 'NEXT' });
+    await signingKeys.updateOne({ id: current!.id }, { $set: { active: true }, $unset: { status: true, activatedAt: true } });
+    await restarted.server.stop();
+    second = await startTestServer({}, dataDir);
+    const records = await second.server.services.store.signingKeys.find({ providerId: provider.id });
+    assert.deepEqual(records.map((r) => [r.id === current!.id, r.status]).sort(), [[false, 'NEXT'], [true, 'CURRENT']]);
+    assert.equal((await second.server.services.keys.activeKey(provider.id)).kid, current!.id, 'the same key signs');
+    const { keys } = (await (await fetch(`${second.url}/application/o/${provider.slug}/jwks/`)).json()) as { keys: { kid: string }[] };
+    assert.equal(keys.length, 2);
+    assert.equal(keys[0]!.kid, current!.id);
+  } finally {
+    await second?.stop();
+    await restarted.stop().catch(() => undefined);
+  }
 });
