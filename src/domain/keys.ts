@@ -137,11 +137,13 @@ export class SigningKeyService {
    * NEXT becomes CURRENT, CURRENT becomes PREVIOUS, a new NEXT is made; true when this call
    * rotated. Callers that read the same keys rotate once (the promotion is conditional), and a
    * call that finds a rotation half done (two CURRENT keys, no NEXT) finishes it instead of
-   * starting another. `expectedCurrent`: rotate only if that key still signs (the scheduler).
+   * starting another; a call while another of this process runs joins it. `expectedCurrent`:
+   * rotate only if that key still signs (the scheduler).
    */
   rotate(providerId: string, expectedCurrent?: string): Promise<boolean> {
     const running = this.rotating.get(providerId);
-    if (running) return running;
+    // Joined: the rotation is the other call's (which reports it).
+    if (running) return running.then(() => false);
     const rotation = this.rotateOnce(providerId, expectedCurrent).finally(() => this.rotating.delete(providerId));
     this.rotating.set(providerId, rotation);
     return rotation;

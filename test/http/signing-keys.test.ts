@@ -178,6 +178,12 @@ test('10 rotateSigningKeys at once rotate once', async () => {
   assert.equal(keys.filter((k) => k.status === 'CURRENT').length, 1);
   assert.equal(keys.filter((k) => k.status === 'NEXT').length, 1);
   assert.equal(keys.length, 3);
+  const events = await t.gql<{ events: { edges: { node: { context: Record<string, unknown> } }[] } }>(
+    '{ events(filter: { action: "CONFIG_CHANGED" }, first: 500) { edges { node { context } } } }',
+  );
+  const mine = events.events.edges.map((e) => e.node.context).filter((c) => c.operation === 'rotateSigningKeys' && c.providerId === w.provider.id);
+  assert.equal(mine.length, 10, 'every call is recorded');
+  assert.equal(mine.filter((c) => c.rotated === true).length, 1, 'one of them as the rotation');
 });
 
 test('keyRotationDays: null by default, 1–3650 or null, anything else refused', async () => {
