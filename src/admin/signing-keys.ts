@@ -1,15 +1,12 @@
 import 'reflect-metadata';
-import { Arg, Ctx, Field, FieldResolver, ID, Int, Mutation, ObjectType, Resolver, Root, registerEnumType } from 'type-graphql';
+import { Arg, Ctx, Field, FieldResolver, ID, Int, Mutation, ObjectType, Resolver, Root } from 'type-graphql';
 import type { AdminContext } from './context.js';
 import { DateTimeScalar } from './scalars.js';
-import { SigningAlgorithmEnum } from './enums.js';
+import { SigningAlgorithmEnum, SigningKeyStatusEnum } from './enums.js';
 import { ProviderType, recordConfigChange } from './providers.js';
-import { SIGNING_KEY_STATUSES, type Provider, type SigningAlgorithm, type SigningKey, type SigningKeyStatus } from '../domain/model.js';
+import type { Provider, SigningAlgorithm, SigningKey, SigningKeyStatus } from '../domain/model.js';
 import { statusOf } from '../domain/keys.js';
 import { NotFoundError } from '../domain/errors.js';
-
-const SigningKeyStatusEnum = Object.fromEntries(SIGNING_KEY_STATUSES.map((v) => [v, v])) as { [K in SigningKeyStatus]: K };
-registerEnumType(SigningKeyStatusEnum, { name: 'SigningKeyStatus', description: "Version 2: a signing key's place in its rotation (OAUTH.md, Signing keys)." });
 
 @ObjectType('SigningKey')
 export class SigningKeyType {
