@@ -175,28 +175,39 @@ export class SigningKeyService {
    */
   async retire(id: string): Promise<SigningKey> {
     const now = this.now();
-    const key = await this.collections.signingKeys.findOne({ id });
+    let key = await this.collections.signingKeys.findOne({ id });
     if (!key) throw new NotFoundError('signing key', id);
-    if (statusOf(key, now) === 'CURRENT') await this.handOver(key, now);
-    const retired = await this.collections.signingKeys.updateOne(
-      { id, status: { $ne: 'RETIRED' } },
-      { $set: { status: 'RETIRED', deactivatedAt: key.deactivatedAt ?? new Date(now), retiresAt: new Date(now) }, $unset: { nextOf: true } },
-    );
+    // Conditional on the status read: a NEXT key a rotation promotes meanwhile must hand over
+    // first like any CURRENT one, so a changed status means reading and deciding again.
+    for (let attempt = 0; key && key.status !== 'RETIRED' && attempt < 5; attempt++) {
+      if (statusOf(key, now) === 'CURRENT') await this.handOver(key, now);
+      const retired = await this.collections.signingKeys.updateOne(
+        { id, status: key.status ?? { $exists: false } },
+        { $set: { status: 'RETIRED', deactivatedAt: key.deactivatedAt ?? new Date(now), retiresAt: new Date(now) }, $unset: { nextOf: true } },
+      );
+      key = retired ?? (await this.collections.signingKeys.findOne({ id }));
+    }
+    if (!key) throw new NotFoundError('signing key', id);
     await this.settle(key.providerId);
     this.invalidate(key.providerId);
-    return retired ?? (await this.collections.signingKeys.findOne({ id })) ?? key;
+    return key;
   }
 
-  /** Another key signs instead of `key`: the NEXT one, or a new one when the provider has none. */
+  /**
+   * A key newer than `key` signs instead: the NEXT one, or a new one when there is none. Only a
+   * newer CURRENT key counts: settle() keeps the newest CURRENT key and demotes the others, so an
+   * older one may be on its way out (a rotation under way on another process).
+   */
   private async handOver(key: SigningKey, now: number): Promise<void> {
+    const newer = (currents: SigningKey[]) => currents.some((r) => r.id !== key.id && activation(r) > activation(key));
     const { currents, next } = keyState(await this.collections.signingKeys.find({ providerId: key.providerId }), now);
-    if (currents.some((r) => r.id !== key.id)) return;
+    if (newer(currents)) return;
     const promoted = next && await this.collections.signingKeys.updateOne(
       { id: next.id, status: 'NEXT' }, { $set: { status: 'CURRENT', activatedAt: activationAfter(currents, now) }, $unset: { nextOf: true } },
     );
     if (promoted) return;
     const again = keyState(await this.collections.signingKeys.find({ providerId: key.providerId }), now);
-    if (again.currents.some((r) => r.id !== key.id)) return;
+    if (newer(again.currents)) return;
     await this.collections.signingKeys.insert(await this.generate(key.providerId, key.algorithm, { status: 'CURRENT', activatedAt: activationAfter(again.currents, now) }));
   }
 
@@ -211,7 +222,7 @@ export class SigningKeyService {
     const records = await this.collections.signingKeys.find({ providerId });
     const { currents } = keyState(records, now);
     const signing = currents[0];
-    if (!signing) return;
+    if (!signing || !provider) return;
     for (const older of currents.slice(1)) {
       await this.collections.signingKeys.updateOne(
         { id: older.id, status: 'CURRENT' },

@@ -888,6 +888,20 @@ export function runStoreContract(name: string, open: OpenStore): void {
         assert.deepEqual(await statuses(), ['CURRENT', 'NEXT']);
       });
 
+      test('retiring the NEXT key while another process rotates to it leaves one CURRENT key, not the retired one', async (store) => {
+        for (let round = 0; round < 3; round++) {
+          const { provider, processes } = await twoProcesses(store, () => Date.now());
+          const next = await store.signingKeys.findOne({ providerId: provider.id, status: 'NEXT' });
+          await Promise.all([processes[0]!.keys.rotate(provider.id), processes[1]!.keys.retire(next!.id)]);
+          const records = await store.signingKeys.find({ providerId: provider.id });
+          const current = records.filter((r) => r.status === 'CURRENT');
+          assert.equal(current.length, 1, JSON.stringify(records.map((r) => r.status)));
+          assert.notEqual(current[0]!.id, next!.id);
+          assert.equal(records.find((r) => r.id === next!.id)!.status, 'RETIRED');
+          assert.equal(records.filter((r) => r.status === 'NEXT').length, 1);
+        }
+      });
+
       test('a rotation cut short (two CURRENT keys, no NEXT) is finished, not repeated: one CURRENT, the newest', async (store) => {
         const { provider, processes, statuses } = await twoProcesses(store, () => Date.now());
         const next = await store.signingKeys.findOne({ providerId: provider.id, status: 'NEXT' });
