@@ -78,9 +78,12 @@ export function keyState(records: readonly SigningKey[], now: number): { current
   return { currents, next };
 }
 
-/** When a key that stops signing now may retire: after the longest-lived token it signed (access and ID tokens share the lifetime). */
-function retirementOf(provider: Pick<Provider, 'accessTokenLifetimeSeconds'> | null, now: number): Date {
-  const lifetime = provider?.accessTokenLifetimeSeconds ?? 86_400;
+/**
+ * When a key that stops signing now may retire: after the longest-lived token it signed (access
+ * and ID tokens share the lifetime; a lifetime lowered while it signed counts as it was).
+ */
+function retirementOf(provider: Pick<Provider, 'accessTokenLifetimeSeconds'> | null, key: SigningKey, now: number): Date {
+  const lifetime = Math.max(provider?.accessTokenLifetimeSeconds ?? 86_400, key.longestLifetimeSeconds ?? 0);
   return new Date(now + KEY_CACHE_TTL_MS + (lifetime + RETIREMENT_SKEW_SECONDS) * 1000);
 }
 
@@ -226,7 +229,7 @@ export class SigningKeyService {
     for (const older of currents.slice(1)) {
       await this.collections.signingKeys.updateOne(
         { id: older.id, status: 'CURRENT' },
-        { $set: { status: 'PREVIOUS', deactivatedAt: new Date(now), retiresAt: retirementOf(provider, now) } },
+        { $set: { status: 'PREVIOUS', deactivatedAt: new Date(now), retiresAt: retirementOf(provider, older, now) } },
       );
     }
     let hasNext = false;
@@ -263,7 +266,7 @@ export class SigningKeyService {
       for (const record of records) {
         const $set: Partial<SigningKey> = record === signing
           ? { status: 'CURRENT', activatedAt: record.createdAt }
-          : { status: 'PREVIOUS', deactivatedAt: new Date(now), retiresAt: retirementOf(provider, now) };
+          : { status: 'PREVIOUS', deactivatedAt: new Date(now), retiresAt: retirementOf(provider, record, now) };
         await this.collections.signingKeys.updateOne({ id: record.id, status: { $exists: false } }, { $set });
       }
     }
@@ -275,6 +278,18 @@ export class SigningKeyService {
       this.invalidate(provider.id);
     }
     return made;
+  }
+
+  /**
+   * The provider's access-token lifetime is about to be lowered from `seconds`: its CURRENT keys
+   * remember it, so that they retire after the tokens they signed before (see retirementOf).
+   */
+  async rememberLifetime(providerId: string, seconds: number): Promise<void> {
+    const { currents } = keyState(await this.collections.signingKeys.find({ providerId }), this.now());
+    for (const key of currents) {
+      if ((key.longestLifetimeSeconds ?? 0) >= seconds) continue;
+      await this.collections.signingKeys.updateOne({ id: key.id, status: 'CURRENT' }, { $set: { longestLifetimeSeconds: seconds } });
+    }
   }
 
   /** PREVIOUS keys past their retirement are marked RETIRED (they already verify nothing) and leave this process's JWKS. */

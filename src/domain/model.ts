@@ -112,6 +112,8 @@ export interface SigningKey {
   deactivatedAt?: Date | null;
   /** When it retires (PREVIOUS) or retired (RETIRED). */
   retiresAt?: Date | null;
+  /** The provider's access-token lifetime before it was lowered while this key signed: its tokens live that long. */
+  longestLifetimeSeconds?: number;
 }
 
 export interface FederatedSource {

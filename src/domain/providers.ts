@@ -247,6 +247,10 @@ export class ProviderService {
     if (input.keyRotationDays !== undefined) {
       $set.keyRotationDays = input.keyRotationDays === null ? null : validateRange('keyRotationDays', input.keyRotationDays, LIMITS.keyRotationDays);
     }
+    // Tokens already signed keep their longer lifetime: the signing key must stay published for them.
+    if ($set.accessTokenLifetimeSeconds !== undefined && $set.accessTokenLifetimeSeconds < current.accessTokenLifetimeSeconds) {
+      await this.keys.rememberLifetime(id, current.accessTokenLifetimeSeconds);
+    }
     const algorithmChanged = input.signingAlgorithm != null && input.signingAlgorithm !== current.signingAlgorithm;
     if (algorithmChanged) $set.signingAlgorithm = this.validateAlgorithm(input.signingAlgorithm!);
     // A new algorithm signs at once with a new key (not published before: unavoidable); the old

@@ -333,3 +333,17 @@ test('a provider of round 1 (one key, no status) keeps its CURRENT key and gets 
     await restarted.stop().catch(() => undefined);
   }
 });
+
+test('a PREVIOUS key outlives the tokens it signed before its provider lowered the access-token lifetime', async () => {
+  const provider = await seedProvider(t, { accessTokenLifetimeSeconds: 7200 });
+  const w = { provider } as World;
+  await t.gql('mutation($id: ID!) { updateProvider(id: $id, input: { accessTokenLifetimeSeconds: 60 }) { id } }', { id: provider.id });
+  await rotate(w);
+  const previous = (await keysOf(w)).find((k) => k.status === 'PREVIOUS')!;
+  assert.ok(Date.parse(previous.retiresAt!) - Date.parse(previous.deactivatedAt!) >= 7_200_000, `${previous.deactivatedAt} → ${previous.retiresAt}`);
+  await rotate(w);
+  const keys = await keysOf(w);
+  const second = keys.find((k) => k.status === 'PREVIOUS' && k.id !== previous.id)!;
+  const span = Date.parse(second.retiresAt!) - Date.parse(second.deactivatedAt!);
+  assert.ok(span < 7_200_000 && span >= 60_000, 'a key that only signed under the new lifetime retires after it');
+});
