@@ -6,7 +6,7 @@
  * resource server holding a JWKS fetched a max-age ago already has it.
  */
 import type { Logger } from 'pino';
-import type { Provider } from './model.js';
+import type { Provider, SigningKey } from './model.js';
 import { keyState, NEXT_KEY_PUBLICATION_MS, type Clock, type SigningKeyService } from './keys.js';
 import type { Collections } from '../store/ports.js';
 
@@ -14,7 +14,7 @@ const DAY_MS = 86_400_000;
 export const KEY_ROTATION_TICK_MS = 60_000;
 
 /** Whether the provider's scheduled rotation is due now: the id of the CURRENT key to rotate away from, or null. */
-export function dueRotation(provider: Provider, records: Parameters<typeof keyState>[0], now: number): string | null {
+export function dueRotation(provider: Provider, records: readonly SigningKey[], now: number): string | null {
   if (!provider.keyRotationDays) return null;
   const { currents, next } = keyState(records, now);
   const current = currents[0];
@@ -53,14 +53,27 @@ export class KeyRotationScheduler {
     await this.running;
   }
 
-  /** One pass: retired PREVIOUS keys are marked, and every provider whose rotation is due rotates. Returns the rotations made here. */
+  /**
+   * One pass: retired PREVIOUS keys are marked, a provider whose keys a failure left unsettled
+   * (two CURRENT keys, no NEXT key) is settled, and every provider whose rotation is due rotates.
+   * Returns the rotations made here.
+   */
   async tick(): Promise<number> {
     await this.keys.sweep();
-    const providers = await this.collections.providers.find({ keyRotationDays: { $gte: 1 } });
+    const now = this.clock();
+    const live = await this.collections.signingKeys.find({ status: { $in: ['NEXT', 'CURRENT'] } });
+    const byProvider = new Map<string, SigningKey[]>();
+    for (const record of live) byProvider.set(record.providerId, [...(byProvider.get(record.providerId) ?? []), record]);
     let rotated = 0;
-    for (const provider of providers) {
-      const records = await this.collections.signingKeys.find({ providerId: provider.id });
-      const current = dueRotation(provider, records, this.clock());
+    for (const provider of await this.collections.providers.find({})) {
+      const records = byProvider.get(provider.id) ?? [];
+      const { currents, next } = keyState(records, now);
+      if (currents.length > 1 || (currents.length === 1 && (!next || next.algorithm !== currents[0]!.algorithm))) {
+        await this.keys.settle(provider.id);
+        this.keys.invalidate(provider.id);
+        continue;
+      }
+      const current = dueRotation(provider, records, now);
       if (current && (await this.keys.rotate(provider.id, current))) {
         rotated += 1;
         this.onRotated(provider);

@@ -912,6 +912,16 @@ export function runStoreContract(name: string, open: OpenStore): void {
         assert.deepEqual(await statuses(), ['CURRENT', 'NEXT', 'PREVIOUS']);
         assert.equal((await store.signingKeys.findOne({ providerId: provider.id, status: 'CURRENT' }))!.id, next!.id);
       });
+
+      test('a scheduler tick settles keys a failure left unsettled (two CURRENT, no NEXT), without rotating', async (store) => {
+        const { provider, processes, statuses } = await twoProcesses(store, () => Date.now());
+        await store.providers.updateOne({ id: provider.id }, { $set: { keyRotationDays: null } });
+        const next = await store.signingKeys.findOne({ providerId: provider.id, status: 'NEXT' });
+        await store.signingKeys.updateOne({ id: next!.id }, { $set: { status: 'CURRENT', activatedAt: new Date(Date.now() + 1) }, $unset: { nextOf: true } });
+        assert.equal(await processes[0]!.scheduler.tick(), 0);
+        assert.deepEqual(await statuses(), ['CURRENT', 'NEXT', 'PREVIOUS']);
+        assert.equal((await store.signingKeys.findOne({ providerId: provider.id, status: 'CURRENT' }))!.id, next!.id);
+      });
     });
   });
 }
