@@ -10,6 +10,12 @@ import { openStore } from './store/index.js';
 import { createServices, type Services } from './domain/services.js';
 import { bootstrapAdmin } from './domain/bootstrap.js';
 import { newRequestId } from './http/request-id.js';
+import type { Clock } from './domain/keys.js';
+
+export interface StartOptions {
+  /** The time key rotation goes by (tests move it). */
+  clock?: Clock;
+}
 
 export interface RunningServer {
   url: string;
@@ -19,7 +25,7 @@ export interface RunningServer {
   stop: () => Promise<void>;
 }
 
-export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningServer> {
   const secretKey = resolveSecretKey(config);
   const configured = { ...config, secretKey };
   // The HTTP layer's modules (Apollo, type-graphql, Koa: most of the start-up time) load while
@@ -30,7 +36,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     mongodbUri: config.mongodbUri, dataDir: config.dataDir,
     eventRetentionDays: config.eventRetentionDays, embeddedMaxEvents: config.embeddedMaxEvents, durability: config.durability,
   });
-  const services = createServices(configured, store, logger, secretKey);
+  const services = createServices(configured, store, logger, secretKey, options.clock);
   if (!(await services.keys.secretKeyMatches())) {
     await store.close();
     throw new ConfigError('TESSERA_SECRET_KEY', config.secretKey
@@ -38,6 +44,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       : `the key kept in ${config.dataDir}/secret.key does not decrypt the signing keys in the store; restore the original file or set TESSERA_SECRET_KEY`);
   }
   const { printedToken } = await bootstrapAdmin(services);
+  const nextKeys = await services.keys.migrate();
+  if (nextKeys > 0) logger.info({ providers: nextKeys }, 'signing keys: NEXT keys made (published now, signing at the next rotation)');
   const legacy = await services.generatedAccounts.migrateLegacyAccounts();
   if (legacy.migrated > 0) logger.info({ migrated: legacy.migrated }, 'generated service accounts of round 1 keyed by identity');
   if (legacy.ambiguous.length > 0) {
@@ -77,6 +85,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
   });
+  services.keyRotation.start();
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
@@ -88,6 +97,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       // whose request finishes during the drain turns idle afterwards: sweep those too, or one
       // keep-alive client would hold the process until the forced close.
       draining = true;
+      await services.keyRotation.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const sweep = setInterval(() => server.closeIdleConnections(), 50);

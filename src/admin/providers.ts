@@ -53,6 +53,7 @@ export class CreateProviderInput {
   @Field(() => [ID], { nullable: true }) federatedSourceIds?: string[] | null;
   @Field(() => [ID], { nullable: true }) federatedProviderIds?: string[] | null;
   @Field(() => Boolean, { nullable: true }) dpopNonce?: boolean | null;
+  @Field(() => Int, { nullable: true }) keyRotationDays?: number | null;
 }
 
 @InputType('UpdateProviderInput')
@@ -65,6 +66,7 @@ export class UpdateProviderInput {
   @Field(() => [ID], { nullable: true }) federatedSourceIds?: string[] | null;
   @Field(() => [ID], { nullable: true }) federatedProviderIds?: string[] | null;
   @Field(() => Boolean, { nullable: true }) dpopNonce?: boolean | null;
+  @Field(() => Int, { nullable: true }) keyRotationDays?: number | null;
 }
 
 @Resolver(() => ProviderType)

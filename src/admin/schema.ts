@@ -8,12 +8,13 @@ import { AppPasswordResolver, UserAppPasswordsResolver } from './app-passwords.j
 import { FederatedSourceResolver, ProviderFederationResolver } from './federated-sources.js';
 import { EventResolver } from './events.js';
 import { ConfigResolver } from './config.js';
+import { ProviderSigningKeysResolver } from './signing-keys.js';
 import { ExpressionPolicyResolver, PolicyBindingResolver, ScopeMappingResolver, SourcePropertyMappingResolver } from './policies.js';
 import { TokenExchangeTestResolver } from './token-exchange-test.js';
 
 /** Every resolver of the admin API; a new entity adds its resolver here. */
 export const RESOLVERS = [
-  ProviderResolver, ProviderClientsResolver, ProviderFederationResolver,
+  ProviderResolver, ProviderClientsResolver, ProviderFederationResolver, ProviderSigningKeysResolver,
   ClientResolver,
   UserResolver, UserConnectionResolver, UserAppPasswordsResolver, AppPasswordResolver,
   FederatedSourceResolver,

@@ -9,6 +9,8 @@ export const GRANT_TYPES = ['DEVICE_CODE', 'CLIENT_CREDENTIALS', 'PASSWORD', 'RE
 export type GrantType = (typeof GRANT_TYPES)[number];
 export const SIGNING_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'] as const;
 export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+export const SIGNING_KEY_STATUSES = ['NEXT', 'CURRENT', 'PREVIOUS', 'RETIRED'] as const;
+export type SigningKeyStatus = (typeof SIGNING_KEY_STATUSES)[number];
 export const USER_TYPES = ['INTERNAL', 'EXTERNAL', 'SERVICE_ACCOUNT', 'GENERATED_SERVICE_ACCOUNT'] as const;
 export type UserType = (typeof USER_TYPES)[number];
 export const USER_CODE_CHARSETS = ['BASE20', 'NUMERIC', 'ALPHANUMERIC', 'CUSTOM'] as const;
@@ -37,6 +39,8 @@ export interface Provider {
   federatedProviderIds: string[];
   /** DPoP proofs must carry a server nonce (RFC 9449 §8); absent on older records: false. */
   dpopNonce?: boolean;
+  /** Days between automatic key rotations; null (or absent: round 1) rotates only when asked. */
+  keyRotationDays?: number | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -101,9 +105,21 @@ export interface SigningKey {
   publicJwk: JWK;
   /** The private JWK, encrypted as a compact JWE (dir + A256GCM) under a key derived from TESSERA_SECRET_KEY. */
   encryptedPrivateJwk: string;
-  /** The key new tokens are signed with; older keys stay published until removed. */
-  active: boolean;
+  /** Round 1 only (records without status): the key that signed. */
+  active?: boolean;
+  /** Its place in the rotation (OAUTH.md, Signing keys); absent on round-1 records until start-up sets it. */
+  status?: SigningKeyStatus;
+  /** The provider's id while the key is NEXT, absent otherwise: a unique key, so a provider has at most one NEXT. */
+  nextOf?: string;
   createdAt: Date;
+  /** When it became CURRENT. */
+  activatedAt?: Date | null;
+  /** When it stopped signing. */
+  deactivatedAt?: Date | null;
+  /** When it retires (PREVIOUS) or retired (RETIRED). */
+  retiresAt?: Date | null;
+  /** The provider's access-token lifetime before it was lowered while this key signed: its tokens live that long. */
+  longestLifetimeSeconds?: number;
 }
 
 export interface FederatedSource {

@@ -23,6 +23,7 @@ export const LIMITS = {
   userCodeLength: { min: 4, max: 32, default: 8 },
   accessTokenLifetimeSeconds: { min: 1, max: 86_400, default: 600 },
   refreshTokenLifetimeSeconds: { min: 1, max: 31_536_000, default: 2_592_000 },
+  keyRotationDays: { min: 1, max: 3650 },
   minUserCodeEntropyBits: 20,
 } as const;
 
@@ -83,6 +84,8 @@ export interface ProviderInput {
   federatedSourceIds?: string[] | null;
   federatedProviderIds?: string[] | null;
   dpopNonce?: boolean | null;
+  /** null: rotate only when asked (and, on update, stop rotating); undefined: unchanged. */
+  keyRotationDays?: number | null;
 }
 
 const SLUG = /^[a-z0-9-]{1,64}$/;
@@ -209,6 +212,7 @@ export class ProviderService {
       federatedSourceIds: await this.validateSourceIds(input.federatedSourceIds ?? []),
       federatedProviderIds: await this.validateProviderIds(input.federatedProviderIds ?? [], null),
       dpopNonce: input.dpopNonce ?? false,
+      keyRotationDays: input.keyRotationDays == null ? null : validateRange('keyRotationDays', input.keyRotationDays, LIMITS.keyRotationDays),
       createdAt: now,
       updatedAt: now,
     };
@@ -244,9 +248,17 @@ export class ProviderService {
     if (input.federatedSourceIds) $set.federatedSourceIds = await this.validateSourceIds(input.federatedSourceIds);
     if (input.federatedProviderIds) $set.federatedProviderIds = await this.validateProviderIds(input.federatedProviderIds, id);
     if (input.dpopNonce != null) $set.dpopNonce = input.dpopNonce;
+    if (input.keyRotationDays !== undefined) {
+      $set.keyRotationDays = input.keyRotationDays === null ? null : validateRange('keyRotationDays', input.keyRotationDays, LIMITS.keyRotationDays);
+    }
+    // Tokens already signed keep their longer lifetime: the signing key must stay published for them.
+    if ($set.accessTokenLifetimeSeconds !== undefined && $set.accessTokenLifetimeSeconds < current.accessTokenLifetimeSeconds) {
+      await this.keys.rememberLifetime(id, current.accessTokenLifetimeSeconds);
+    }
     const algorithmChanged = input.signingAlgorithm != null && input.signingAlgorithm !== current.signingAlgorithm;
     if (algorithmChanged) $set.signingAlgorithm = this.validateAlgorithm(input.signingAlgorithm!);
-    // A new algorithm needs a new key; tokens signed with the old one still verify against the JWKS.
+    // A new algorithm signs at once with a new key (not published before: unavoidable); the old
+    // one stays PREVIOUS, so tokens signed with it still verify against the JWKS.
     if (algorithmChanged) await this.keys.createKey(id, $set.signingAlgorithm!);
     const updated = await this.collections.providers.updateOne({ id }, { $set });
     if (!updated) throw new NotFoundError('provider', id);

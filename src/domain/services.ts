@@ -2,7 +2,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Store } from '../store/index.js';
-import { SigningKeyService } from './keys.js';
+import { SigningKeyService, systemClock, type Clock } from './keys.js';
+import { KeyRotationScheduler } from './key-rotation.js';
 import { ProviderService } from './providers.js';
 import { ClientService } from './clients.js';
 import { UserService } from './users.js';
@@ -21,6 +22,8 @@ export interface Services {
   store: Store;
   logger: Logger;
   keys: SigningKeyService;
+  /** Scheduled key rotation; started and stopped by the server. */
+  keyRotation: KeyRotationScheduler;
   providers: ProviderService;
   clients: ClientService;
   users: UserService;
@@ -37,10 +40,13 @@ export interface Services {
   dpop: DpopVerifier;
 }
 
-export function createServices(config: Config, store: Store, logger: Logger, secretKey: string): Services {
-  const keys = new SigningKeyService(store, secretKey);
+export function createServices(config: Config, store: Store, logger: Logger, secretKey: string, clock: Clock = systemClock): Services {
+  const keys = new SigningKeyService(store, secretKey, clock);
   const providers = new ProviderService(store, keys, config.publicUrl);
   const events = new EventLog(store, logger);
+  const keyRotation = new KeyRotationScheduler(store, keys, clock, (provider) => events.record({
+    action: 'CONFIG_CHANGED', username: null, context: { operation: 'rotateSigningKeys', providerId: provider.id, scheduled: true },
+  }), logger);
   const users = new UserService(store);
   const clients = new ClientService(store);
   const tokens = new TokenService(store, keys, providers, { clients, users });
@@ -52,6 +58,7 @@ export function createServices(config: Config, store: Store, logger: Logger, sec
     store,
     logger,
     keys,
+    keyRotation,
     providers,
     clients,
     users,

@@ -111,6 +111,8 @@ const MAX_VERIFIED_TOKENS = 10_000;
 interface VerifiedEntry {
   claims: AccessTokenClaims;
   providerId: string;
+  /** The key that signed it: a token dies with its key (retired, or past its retirement). */
+  kid: string;
   /** Seen on the denylist: a revocation is never undone, so it need not be read again. */
   revoked?: true;
 }
@@ -240,14 +242,17 @@ export class TokenService {
     const provider = await this.providerForIssuer(unverified.iss);
     if (!provider) return null;
     let claims: AccessTokenClaims;
+    let kid: string;
     try {
-      claims = (await this.verifyWithProviderKeys(token, provider)) as AccessTokenClaims;
+      const verified = await this.verifyWithProviderKeys(token, provider);
+      claims = verified.payload as AccessTokenClaims;
+      kid = verified.kid;
     } catch {
       return null;
     }
     if (typeof claims.jti !== 'string' || typeof claims.exp !== 'number') return null;
     Object.freeze(claims);
-    const entry: VerifiedEntry = { claims, providerId: provider.id };
+    const entry: VerifiedEntry = { claims, providerId: provider.id, kid };
     this.remember(digest, entry);
     return this.live(entry, provider);
   }
@@ -266,6 +271,13 @@ export class TokenService {
     // The provider may have been deleted (its keys with it) or replaced under the same slug.
     const provider = await this.providerForIssuer(claims.iss);
     if (!provider || provider.id !== entry.providerId) {
+      this.verified.delete(digest);
+      return null;
+    }
+    // Its key may have been retired since (on this process the entry is forgotten at once; on
+    // others the key set is read again within its cache TTL).
+    const key = (await this.keys.verificationKeys(provider.id)).get(entry.kid);
+    if (!key || !this.keys.isLive(key)) {
       this.verified.delete(digest);
       return null;
     }
@@ -319,7 +331,7 @@ export class TokenService {
    * process just made (algorithm change), so an unknown kid reloads the provider's keys, at most
    * once per 5 s.
    */
-  private async verifyWithProviderKeys(token: string, provider: Provider): Promise<JWTPayload> {
+  private async verifyWithProviderKeys(token: string, provider: Provider): Promise<{ payload: JWTPayload; kid: string }> {
     const options = {
       issuer: this.providers.issuer(provider), typ: 'at+jwt', algorithms: ['RS256', 'ES256', 'EdDSA'],
       requiredClaims: ['sub', 'exp', 'iat', 'jti', 'client_id'],
@@ -329,11 +341,13 @@ export class TokenService {
       const keyFor = (header: JWTHeaderParameters): KeyObject => {
         const found = typeof header.kid === 'string' ? byKid.get(header.kid) : undefined;
         if (!found) throw new errors.JWKSNoMatchingKey();
+        if (!this.keys.isLive(found)) throw new errors.JWSSignatureVerificationFailed('the key has retired');
         // A key is only ever used with the algorithm it was made for.
         if (found.alg !== header.alg) throw new errors.JOSEAlgNotAllowed('the key is not for this algorithm');
         return found.key;
       };
-      return (await jwtVerify(token, keyFor, options)).payload;
+      const { payload, protectedHeader } = await jwtVerify(token, keyFor, options);
+      return { payload, kid: protectedHeader.kid! };
     };
     try {
       return await verify();

@@ -2,6 +2,7 @@
 import type { Context, Middleware } from 'koa';
 import type { Services } from '../domain/services.js';
 import { DEFAULT_SCOPES } from '../domain/scopes.js';
+import { JWKS_MAX_AGE_SECONDS } from '../domain/keys.js';
 import type { Provider } from '../domain/model.js';
 import { DPOP_SIGNING_ALGORITHMS } from '../domain/dpop.js';
 
@@ -65,6 +66,8 @@ export function jwksEndpoint(services: Services): Middleware {
     const provider = await providerOfPath(services, ctx);
     if (!provider) return;
     ctx.type = 'application/jwk-set+json';
+    // NEXT keys are published at least this long before they sign, so a cache of this age is never stale.
+    ctx.set('Cache-Control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`);
     ctx.body = await services.keys.publicJwks(provider.id);
   };
 }

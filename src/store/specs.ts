@@ -40,7 +40,8 @@ export const COLLECTION_SPECS: Record<keyof Collections, CollectionSpec> = {
     json: ['attributes'], search: ['username', 'name', 'email'],
   },
   appPasswords: { unique: ['secretHash'], indexes: ['userId'] },
-  signingKeys: { unique: [], indexes: ['providerId'], json: ['publicJwk'] },
+  // nextOf: held by a provider's NEXT key only, so two processes making one at once make one.
+  signingKeys: { unique: ['nextOf'], indexes: ['providerId'], json: ['publicJwk'] },
   federatedSources: { unique: ['slug'], indexes: [], json: ['jwks'] },
   // Kept an hour past expiry so that a late poll still hears expired_token, not invalid_grant
   // (RFC 8628 §3.5: a device stops at expires_in; either answer ends its flow). Longer would

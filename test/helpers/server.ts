@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/http/logger.js';
-import { startServer, type RunningServer } from '../../src/server.js';
+import { startServer, type RunningServer, type StartOptions } from '../../src/server.js';
 
 export interface TestServer {
   url: string;
@@ -40,7 +40,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startTestServer(env: Record<string, string> = {}, existingDataDir?: string): Promise<TestServer> {
+export async function startTestServer(env: Record<string, string> = {}, existingDataDir?: string, options: StartOptions = {}): Promise<TestServer> {
   const dataDir = existingDataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'tessera-test-')));
   const port = await freePort();
   const config = loadConfig({
@@ -51,7 +51,7 @@ export async function startTestServer(env: Record<string, string> = {}, existing
     TESSERA_LOG_LEVEL: process.env.TESSERA_TEST_LOG_LEVEL ?? 'silent',
     ...env,
   });
-  const server = await startServer(config, createLogger(config.logLevel));
+  const server = await startServer(config, createLogger(config.logLevel), options);
   const url = server.url;
 
   const gqlRaw: TestServer['gqlRaw'] = async (query, variables, token = TEST_ADMIN_TOKEN) => {

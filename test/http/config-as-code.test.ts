@@ -41,7 +41,7 @@ function ciDocument(tag: string): Doc {
     providers: [
       { slug: `ci-${tag}`, name: 'CI', federatedSources: [`ci-${tag}`], policies: [`always-${tag}`],
         scopeMappings: [{ scope: 'deploy', name: 'deploy', expression: '{"can_deploy": true}' }] },
-      { slug: `devices-${tag}`, name: 'Devices', signingAlgorithm: 'ES256', accessTokenLifetimeSeconds: 900, dpopNonce: true,
+      { slug: `devices-${tag}`, name: 'Devices', signingAlgorithm: 'ES256', accessTokenLifetimeSeconds: 900, dpopNonce: true, keyRotationDays: 30,
         deviceFlow: { userCodeCharset: 'NUMERIC', userCodeLength: 9, requirePkce: true } },
     ],
     clients: [

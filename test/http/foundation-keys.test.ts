@@ -129,12 +129,15 @@ describe('JWKS and signing keys', () => {
       assert.equal(response.status, 200);
       assert.match(response.headers.get('content-type') ?? '', /^application\/jwk-set\+json/);
       const { keys } = (await response.json()) as { keys: JWK[] };
-      assert.equal(keys.length, 1);
-      assert.equal(keys[0]!.kty, kty);
-      assert.equal(keys[0]!.alg, alg);
-      assert.equal(keys[0]!.use, 'sig');
+      // Contract v2: the CURRENT key (first) and the NEXT one.
+      assert.equal(keys.length, 2);
       assert.equal(keys[0]!.kid, decodeProtectedHeader(jwt).kid);
-      for (const member of PRIVATE_MEMBERS) assert.equal(keys[0]![member as keyof JWK], undefined, `no private member ${member} in the JWKS`);
+      for (const key of keys) {
+        assert.equal(key.kty, kty);
+        assert.equal(key.alg, alg);
+        assert.equal(key.use, 'sig');
+        for (const member of PRIVATE_MEMBERS) assert.equal(key[member as keyof JWK], undefined, `no private member ${member} in the JWKS`);
+      }
     });
   }
 
@@ -142,7 +145,7 @@ describe('JWKS and signing keys', () => {
     await createProvider(server, 'slashless', 'EdDSA');
     const response = await fetch(`${server.url}/application/o/slashless/jwks`);
     assert.equal(response.status, 200);
-    assert.equal(((await response.json()) as { keys: unknown[] }).keys.length, 1);
+    assert.equal(((await response.json()) as { keys: unknown[] }).keys.length, 2);
   });
 
   test('the private key is stored encrypted: a JWE, no "d" anywhere in the record or the data file', async () => {
@@ -176,7 +179,8 @@ describe('JWKS and signing keys', () => {
     const after = await signWithActiveKey(server, id, issuer);
     assert.equal(decodeProtectedHeader(after).alg, 'EdDSA');
     const { keys } = (await (await fetch(`${server.url}/application/o/rotate/jwks/`)).json()) as { keys: JWK[] };
-    assert.deepEqual(keys.map((k) => k.alg), ['EdDSA', 'RS256']);
+    // The new CURRENT key, a NEXT key of its algorithm, the old key PREVIOUS (the old NEXT, never used, retired).
+    assert.deepEqual(keys.map((k) => k.alg), ['EdDSA', 'EdDSA', 'RS256']);
     const jwks = createRemoteJWKSet(new URL('/application/o/rotate/jwks/', server.url));
     await jwtVerify(before, jwks, { issuer });
     await jwtVerify(after, jwks, { issuer });
@@ -184,17 +188,17 @@ describe('JWKS and signing keys', () => {
 });
 
 describe('key rotation state', () => {
-  test('after a rotation exactly one key is active, and with two active (a crash mid-rotation) the newest signs', async () => {
+  test('after a rotation exactly one key is CURRENT, and with two CURRENT (a crash mid-rotation) the newest signs', async () => {
     const { id } = await createProvider(server, 'two-active', 'ES256');
     await server.gql('mutation ($id: ID!) { updateProvider(id: $id, input: { signingAlgorithm: EdDSA }) { id } }', { id });
     const { signingKeys } = server.server.services.store;
     const records = await signingKeys.find({ providerId: id }, { sort: { createdAt: 1 } });
-    assert.deepEqual(records.map((r) => [r.algorithm, r.active]), [['ES256', false], ['EdDSA', true]]);
+    assert.deepEqual(records.map((r) => [r.algorithm, r.status]), [['ES256', 'PREVIOUS'], ['ES256', 'RETIRED'], ['EdDSA', 'CURRENT'], ['EdDSA', 'NEXT']]);
 
-    // The state a crash between "insert the new key" and "deactivate the old ones" would leave.
-    await signingKeys.updateOne({ id: records[0]!.id }, { $set: { active: true } });
+    // The state a crash between "the new key signs" and "the old one stops" would leave.
+    await signingKeys.updateOne({ id: records[0]!.id }, { $set: { status: 'CURRENT' } });
     server.server.services.keys.invalidate(id);
-    assert.equal((await server.server.services.keys.activeKey(id)).kid, records[1]!.id);
+    assert.equal((await server.server.services.keys.activeKey(id)).kid, records[2]!.id);
   });
 });
 
@@ -213,7 +217,8 @@ describe('restart on the same data dir', () => {
         const { provider } = await second.gql<{ provider: { id: string; slug: string } | null }>('{ provider(slug: "kept") { id slug } }');
         assert.equal(provider?.id, id);
         const { keys } = (await (await fetch(`${second.url}/application/o/kept/jwks/`)).json()) as { keys: JWK[] };
-        assert.deepEqual(keys.map((k) => k.kid), [kidBefore]);
+        assert.equal(keys.length, 2);
+        assert.equal(keys[0]!.kid, kidBefore);
         const { payload } = await jwtVerify(jwt, createRemoteJWKSet(new URL('/application/o/kept/jwks/', second.url)), { issuer });
         assert.equal(payload.sub, 'subject-1');
         // The private key still decrypts with the kept secret key, and signs under the same kid.

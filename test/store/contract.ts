@@ -14,6 +14,8 @@ import type { Filter, Operators } from '../../src/store/ports.js';
 import { COLLECTION_NAMES, COLLECTION_SPECS } from '../../src/store/specs.js';
 import { DpopVerifier } from '../../src/domain/dpop.js';
 import { makeProof, proofKey } from '../helpers/dpop.js';
+import { SigningKeyService } from '../../src/domain/keys.js';
+import { KeyRotationScheduler } from '../../src/domain/key-rotation.js';
 
 export type OpenStore = () => Promise<{ store: Store; cleanup: () => Promise<void> }>;
 
@@ -934,6 +936,83 @@ export function runStoreContract(name: string, open: OpenStore): void {
         const da = await store.deviceAuthorizations.insert(makeDeviceAuthorization({ expiresAt: new Date(now.getTime() - 1000) }));
         assert.equal(await store.deviceAuthorizationRepository.decide(da.id, 'approved', 'user-1', now), null);
         assert.equal((await store.deviceAuthorizations.findOne({ id: da.id }))?.status, 'pending');
+      });
+    });
+
+    describe('signing-key rotation (conditional updates)', () => {
+      const SECRET = 'contract-test-secret-key-0123456789abcdef';
+      const DAY = 86_400_000;
+      /** A provider with keys, as two processes (each its own key service and scheduler) on one store see it. */
+      async function twoProcesses(store: Store, clock: () => number) {
+        const provider = await store.providers.insert(makeProvider({ keyRotationDays: 1 }));
+        const processes = [0, 1].map(() => {
+          const keys = new SigningKeyService(store, SECRET, clock);
+          return { keys, scheduler: new KeyRotationScheduler(store, keys, clock, () => undefined) };
+        });
+        await processes[0]!.keys.createKey(provider.id, 'ES256');
+        const statuses = async () => (await store.signingKeys.find({ providerId: provider.id })).map((r) => r.status).sort();
+        return { provider, processes, statuses };
+      }
+
+      test('two schedulers ticking at once when a rotation is due rotate once', async (store) => {
+        let now = Date.now();
+        const { processes, statuses } = await twoProcesses(store, () => now);
+        assert.deepEqual(await statuses(), ['CURRENT', 'NEXT']);
+        now += DAY + 60_000;
+        const rotations = await Promise.all(processes.map((p) => p.scheduler.tick()));
+        assert.equal(rotations[0]! + rotations[1]!, 1);
+        assert.deepEqual(await statuses(), ['CURRENT', 'NEXT', 'PREVIOUS']);
+        assert.deepEqual(await Promise.all(processes.map((p) => p.scheduler.tick())), [0, 0], 'and not again');
+      });
+
+      test('two processes rotating the same keys at once rotate once', async (store) => {
+        const { provider, processes, statuses } = await twoProcesses(store, () => Date.now());
+        const rotated = await Promise.all(processes.map((p) => p.keys.rotate(provider.id)));
+        assert.equal(rotated.filter(Boolean).length, 1);
+        assert.deepEqual(await statuses(), ['CURRENT', 'NEXT', 'PREVIOUS']);
+      });
+
+      test('a provider gets one NEXT key however many processes make one at once', async (store) => {
+        const { provider, processes, statuses } = await twoProcesses(store, () => Date.now());
+        const next = await store.signingKeys.findOne({ providerId: provider.id, status: 'NEXT' });
+        await store.signingKeys.deleteOne({ id: next!.id });
+        await Promise.all([...processes, ...processes].map((p) => p.keys.settle(provider.id)));
+        assert.deepEqual(await statuses(), ['CURRENT', 'NEXT']);
+      });
+
+      test('retiring the NEXT key while another process rotates to it leaves one CURRENT key, not the retired one', async (store) => {
+        for (let round = 0; round < 3; round++) {
+          const { provider, processes } = await twoProcesses(store, () => Date.now());
+          const next = await store.signingKeys.findOne({ providerId: provider.id, status: 'NEXT' });
+          await Promise.all([processes[0]!.keys.rotate(provider.id), processes[1]!.keys.retire(next!.id)]);
+          const records = await store.signingKeys.find({ providerId: provider.id });
+          const current = records.filter((r) => r.status === 'CURRENT');
+          assert.equal(current.length, 1, JSON.stringify(records.map((r) => r.status)));
+          assert.notEqual(current[0]!.id, next!.id);
+          assert.equal(records.find((r) => r.id === next!.id)!.status, 'RETIRED');
+          assert.equal(records.filter((r) => r.status === 'NEXT').length, 1);
+        }
+      });
+
+      test('a rotation cut short (two CURRENT keys, no NEXT) is finished, not repeated: one CURRENT, the newest', async (store) => {
+        const { provider, processes, statuses } = await twoProcesses(store, () => Date.now());
+        const next = await store.signingKeys.findOne({ providerId: provider.id, status: 'NEXT' });
+        // The state a crash right after the promotion leaves.
+        await store.signingKeys.updateOne({ id: next!.id }, { $set: { status: 'CURRENT', activatedAt: new Date(Date.now() + 1) }, $unset: { nextOf: true } });
+        assert.equal((await processes[1]!.keys.activeKey(provider.id)).kid, next!.id, 'the newest CURRENT signs meanwhile');
+        assert.equal(await processes[1]!.keys.rotate(provider.id), false);
+        assert.deepEqual(await statuses(), ['CURRENT', 'NEXT', 'PREVIOUS']);
+        assert.equal((await store.signingKeys.findOne({ providerId: provider.id, status: 'CURRENT' }))!.id, next!.id);
+      });
+
+      test('a scheduler tick settles keys a failure left unsettled (two CURRENT, no NEXT), without rotating', async (store) => {
+        const { provider, processes, statuses } = await twoProcesses(store, () => Date.now());
+        await store.providers.updateOne({ id: provider.id }, { $set: { keyRotationDays: null } });
+        const next = await store.signingKeys.findOne({ providerId: provider.id, status: 'NEXT' });
+        await store.signingKeys.updateOne({ id: next!.id }, { $set: { status: 'CURRENT', activatedAt: new Date(Date.now() + 1) }, $unset: { nextOf: true } });
+        assert.equal(await processes[0]!.scheduler.tick(), 0);
+        assert.deepEqual(await statuses(), ['CURRENT', 'NEXT', 'PREVIOUS']);
+        assert.equal((await store.signingKeys.findOne({ providerId: provider.id, status: 'CURRENT' }))!.id, next!.id);
       });
     });
   });

@@ -45,6 +45,7 @@ export const providerSchema = z.strictObject({
   federatedSources: z.array(z.string()).default([]).describe('Slugs of the federated sources whose JWTs it accepts.'),
   federatedProviders: z.array(z.string()).default([]).describe('Slugs of the providers of this server whose access tokens it accepts.'),
   dpopNonce: z.boolean().default(false).describe('Require DPoP server nonces (RFC 9449 §8).'),
+  keyRotationDays: int().nullable().default(null).describe('Days between automatic signing-key rotations; null rotates only when asked.'),
   policies: boundPolicies(),
   scopeMappings: z.array(scopeMappingSchema).default([]),
 });

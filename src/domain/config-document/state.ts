@@ -70,7 +70,7 @@ export function stateToDocument(state: ServerState): ConfigDocument {
   const providers = state.providers.map((p): ProviderDoc => ({
     slug: p.slug,
     // Fields records of an earlier release lack read as their defaults.
-    ...(pick({ ...p, dpopNonce: p.dpopNonce ?? false }, SCALAR_FIELDS.provider) as Omit<ProviderDoc, 'slug'>),
+    ...(pick({ ...p, dpopNonce: p.dpopNonce ?? false, keyRotationDays: p.keyRotationDays ?? null }, SCALAR_FIELDS.provider) as Omit<ProviderDoc, 'slug'>),
     federatedSources: slugs(p.federatedSourceIds, sourceSlug),
     federatedProviders: slugs(p.federatedProviderIds, providerSlug),
     policies: boundNames(state, 'PROVIDER', p.id, policyName),

@@ -92,6 +92,7 @@ function normalize(doc: ConfigDocument, policies: Pick<PolicyService, 'compileFo
       slug: validateSlug('slug', p.slug),
       accessTokenLifetimeSeconds: validateRange('accessTokenLifetimeSeconds', p.accessTokenLifetimeSeconds, LIMITS.accessTokenLifetimeSeconds),
       refreshTokenLifetimeSeconds: validateRange('refreshTokenLifetimeSeconds', p.refreshTokenLifetimeSeconds, LIMITS.refreshTokenLifetimeSeconds),
+      keyRotationDays: p.keyRotationDays === null ? null : validateRange('keyRotationDays', p.keyRotationDays, LIMITS.keyRotationDays),
       deviceFlow: resolveDeviceFlowSettings(DEFAULT_DEVICE_FLOW, p.deviceFlow),
       federatedSources: [...new Set(p.federatedSources)],
       federatedProviders: [...new Set(p.federatedProviders)],
