@@ -10,6 +10,7 @@ import { openStore } from './store/index.js';
 import { createServices, type Services } from './domain/services.js';
 import { bootstrapAdmin } from './domain/bootstrap.js';
 import { newRequestId } from './http/request-id.js';
+import { startTracing } from './telemetry/otel.js';
 
 export interface RunningServer {
   url: string;
@@ -26,6 +27,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   // the store opens its files.
   const appModule = import('./app.js');
   appModule.catch(() => undefined);
+  // Before the store and the app: both are instrumented only when tracing is on.
+  const tracing = await startTracing(logger);
   const store = await openStore({
     mongodbUri: config.mongodbUri, dataDir: config.dataDir,
     eventRetentionDays: config.eventRetentionDays, embeddedMaxEvents: config.embeddedMaxEvents,
@@ -98,6 +101,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await app.close();
       await services.events.close();
       await store.close();
+      await tracing.flush();
     })());
 
   return { url, services, firstStartToken: printedToken, stop };

@@ -7,8 +7,15 @@ import type { Logger } from 'pino';
 import { answerError, methodNotAllowedBody } from './errors.js';
 import type { HttpMetrics } from './metrics.js';
 import { requestIdFor } from './request-id.js';
+import { rateLimitRefusals } from '../telemetry/metrics.js';
+import { tracedFrame } from '../telemetry/request-span.js';
 
 export function requestFrame(logger: Logger, metrics: HttpMetrics): Middleware {
+  // With tracing off (decided before the app is built) the frame is used as it is: no span, no context.
+  return tracedFrame(untracedFrame(logger, metrics));
+}
+
+function untracedFrame(logger: Logger, metrics: HttpMetrics): Middleware {
   return async (ctx, next) => {
     const start = performance.now();
     const req = ctx.req;
@@ -34,7 +41,9 @@ function finish(ctx: Context, logger: Logger, metrics: HttpMetrics, method: stri
   const status = ctx.response.status;
   // No matched route (404, or 405 on a known path with another method): one label, never the raw path.
   const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
-  metrics.observe(route === undefined ? 'unmatched' : String(route), method, status, ms / 1000);
+  const label = route === undefined ? 'unmatched' : String(route);
+  metrics.observe(label, method, status, ms / 1000);
+  if (status === 429) rateLimitRefusals.inc({ route: label });
   // One access-log line per request, without query strings (they may hold user codes) or headers.
   if (logger.isLevelEnabled('info')) {
     logger.info({ requestId, method, path: ctx.path, status, ms: Math.round(ms * 10) / 10 }, 'request');

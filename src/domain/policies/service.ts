@@ -17,6 +17,8 @@ import type { EventLog } from '../events.js';
 import { isScopeToken } from '../scopes.js';
 import type { Collections } from '../../store/ports.js';
 import { ConflictError } from '../../store/errors.js';
+import { policyDenials } from '../../telemetry/metrics.js';
+import { inSpan } from '../../telemetry/trace.js';
 import {
   ExpressionError, ExpressionEvaluationError, PolicyEngine, type CompiledExpression, type EvaluationStats, type ExpressionKind,
 } from './engine.js';
@@ -314,7 +316,11 @@ export class PolicyService {
   // ---- evaluation on the token path ----
 
   /** Every policy bound to the provider and to the client must return true; the first that does not denies. */
-  async evaluateTokenPolicies(input: TokenPolicyInput): Promise<PolicyDecision> {
+  evaluateTokenPolicies(input: TokenPolicyInput): Promise<PolicyDecision> {
+    return inSpan('policy evaluate', { 'oauth.grant_type': input.grantType }, () => this.evaluateBoundPolicies(input));
+  }
+
+  private async evaluateBoundPolicies(input: TokenPolicyInput): Promise<PolicyDecision> {
     const [providerPolicies, clientPolicies] = await Promise.all([
       this.policiesBoundTo('PROVIDER', input.provider.id),
       this.policiesBoundTo('CLIENT', input.client.id),
@@ -343,6 +349,7 @@ export class PolicyService {
         username: input.user?.username ?? null,
         context: { policy: policy.name, policyId: policy.id, reason, grantType: input.grantType },
       });
+      policyDenials.inc({ target_type: providerPolicies.includes(policy) ? 'PROVIDER' : 'CLIENT' });
       return { allowed: false, policyName: policy.name, reason };
     }
     return { allowed: true };
