@@ -29,12 +29,13 @@ export function instrumentCollections(adapter: StoreAdapter): void {
 }
 
 function measured<T extends object>(collection: T, name: string, system: string, traced: boolean): T {
-  const wrappers = new Map<PropertyKey, unknown>();
+  // Keyed by the method itself, so a method replaced on the collection later is wrapped anew.
+  const wrappers = new WeakMap<object, unknown>();
   return new Proxy(collection, {
     get(target, property, receiver) {
       const value: unknown = Reflect.get(target, property, receiver);
       if (typeof value !== 'function') return value;
-      let wrapper = wrappers.get(property);
+      let wrapper = wrappers.get(value);
       if (!wrapper) {
         const operation = String(property);
         const method = value as (...args: unknown[]) => unknown;
@@ -48,7 +49,7 @@ function measured<T extends object>(collection: T, name: string, system: string,
         };
         const attributes = { 'db.system': system, 'db.collection.name': name, 'db.operation.name': operation };
         wrapper = traced ? (...args: unknown[]) => inSpan(`store ${name}.${operation}`, attributes, () => timed(...args)) : timed;
-        wrappers.set(property, wrapper);
+        wrappers.set(value, wrapper);
       }
       return wrapper;
     },
