@@ -39,6 +39,8 @@ export class ProviderType {
   @Field(() => Int) refreshTokenLifetimeSeconds!: number;
   @Field(() => SigningAlgorithmEnum) signingAlgorithm!: SigningAlgorithm;
   @Field(() => DeviceFlowSettingsType) deviceFlow!: DeviceFlowSettings;
+  @Field(() => String, { nullable: true, description: 'Shown to people on the verification page instead of name (an extension of the contract).' }) displayName?: string | null;
+  @Field(() => String, { nullable: true, description: 'An absolute http(s) URL of a logo shown on the verification page (an extension of the contract).' }) logoUrl?: string | null;
   @Field(() => DateTimeScalar) createdAt!: Date;
 }
 
@@ -52,6 +54,8 @@ export class CreateProviderInput {
   @Field(() => DeviceFlowSettingsInput, { nullable: true }) deviceFlow?: DeviceFlowSettingsInput | null;
   @Field(() => [ID], { nullable: true }) federatedSourceIds?: string[] | null;
   @Field(() => [ID], { nullable: true }) federatedProviderIds?: string[] | null;
+  @Field(() => String, { nullable: true, description: 'At most 100 characters; on update an empty string clears it.' }) displayName?: string | null;
+  @Field(() => String, { nullable: true, description: 'An absolute http or https URL; on update an empty string clears it.' }) logoUrl?: string | null;
 }
 
 @InputType('UpdateProviderInput')
@@ -63,6 +67,8 @@ export class UpdateProviderInput {
   @Field(() => DeviceFlowSettingsInput, { nullable: true }) deviceFlow?: DeviceFlowSettingsInput | null;
   @Field(() => [ID], { nullable: true }) federatedSourceIds?: string[] | null;
   @Field(() => [ID], { nullable: true }) federatedProviderIds?: string[] | null;
+  @Field(() => String, { nullable: true, description: 'At most 100 characters; on update an empty string clears it.' }) displayName?: string | null;
+  @Field(() => String, { nullable: true, description: 'An absolute http or https URL; on update an empty string clears it.' }) logoUrl?: string | null;
 }
 
 @Resolver(() => ProviderType)

@@ -35,6 +35,10 @@ export interface Provider {
   deviceFlow: DeviceFlowSettings;
   federatedSourceIds: string[];
   federatedProviderIds: string[];
+  /** Shown to people on the verification page instead of `name` (optional; absent on older records). */
+  displayName?: string | null;
+  /** An absolute http(s) URL of an image shown on the verification page (optional). */
+  logoUrl?: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
