@@ -6,8 +6,10 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { basic, postForm, startTestServer, type TestServer } from '../helpers/server.js';
-import { seedMachineClient, seedMachineProvider } from '../helpers/seed.js';
+import { SignJWT } from 'jose';
+import { basic, freePort, postForm, startTestServer, type TestServer } from '../helpers/server.js';
+import { seedMachineClient, seedMachineProvider, unique } from '../helpers/seed.js';
+import { JWT_BEARER, signingKey } from '../helpers/federation.js';
 import { attribute, startOtlpReceiver, type OtlpReceiver, type OtlpSpan } from '../helpers/otlp-receiver.js';
 
 let receiver: OtlpReceiver;
@@ -16,6 +18,8 @@ const secrets: string[] = [];
 let tokenRequestId = '';
 let introspectRequestId = '';
 let clientId = '';
+let assertionRequestId = '';
+let sourceIssuer = '';
 
 before(async () => {
   receiver = await startOtlpReceiver();
@@ -43,6 +47,26 @@ before(async () => {
   secrets.push(wrong);
   const refused = await postForm(`${t.url}/application/o/token/`, { grant_type: 'client_credentials' }, { authorization: basic(clientId, wrong) });
   assert.equal(refused.status, 401);
+  // A federated JWT whose source's JWKS cannot be fetched: a jwks fetch span, marked as an error.
+  const now = new Date();
+  const slug = unique('down');
+  sourceIssuer = `https://issuer.example/${slug}`;
+  const source = await t.server.services.store.federatedSources.insert({
+    id: crypto.randomUUID(), name: slug, slug, issuer: sourceIssuer, audience: null, jwksUrl: `http://127.0.0.1:${await freePort()}/jwks`,
+    oidcDiscoveryUrl: null, jwks: null, keysFetchedAt: null, createdAt: now, updatedAt: now,
+  } as never) as { id: string };
+  await t.server.services.providers.update(provider.id, { federatedSourceIds: [source.id] });
+  const workload = await seedMachineClient(t, provider, { type: 'PUBLIC' });
+  const key = await signingKey();
+  const iat = Math.floor(Date.now() / 1000);
+  const assertion = await new SignJWT({ sub: 'job', iss: sourceIssuer, aud: `${t.server.services.config.publicUrl}/application/o/token/` })
+    .setProtectedHeader({ alg: 'ES256', kid: key.kid }).setIssuedAt(iat).setExpirationTime(iat + 300).sign(key.privateKey);
+  secrets.push(assertion, ...assertion.split('.'));
+  const federated = await postForm(`${t.url}/application/o/token/`, {
+    grant_type: 'client_credentials', client_id: workload.clientId, client_assertion_type: JWT_BEARER, client_assertion: assertion,
+  });
+  assert.equal(federated.body.error, 'invalid_grant');
+  assertionRequestId = federated.headers.get('x-request-id')!;
   // Stopping flushes the batch to the receiver.
   await t.stop();
 });
@@ -89,6 +113,15 @@ test('introspection verifies the JWT in a child span', () => {
   const span = requestSpan(introspectRequestId);
   assert.equal(span.name, 'POST /application/o/introspect');
   assert.ok(childrenOf(span).some((s) => s.name === 'jwt verify'), childrenOf(span).map((s) => s.name).join(', '));
+});
+
+test('a JWKS fetch is a span under the request that needed it, marked as an error when it fails', () => {
+  const request = requestSpan(assertionRequestId);
+  const descendants = (span: OtlpSpan): OtlpSpan[] => childrenOf(span).flatMap((c) => [c, ...descendants(c)]);
+  const fetches = descendants(request).filter((s) => s.name === 'jwks fetch');
+  assert.equal(fetches.length, 1, descendants(request).map((s) => s.name).join(', '));
+  assert.equal(attribute(fetches[0]!, 'tessera.source.issuer'), sourceIssuer);
+  assert.equal(fetches[0]!.status?.code, 2, 'STATUS_CODE_ERROR');
 });
 
 test('no secret, token or token part appears anywhere in the exported payloads', () => {
