@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Middleware } from 'koa';
-import { html } from '../verification/html.js';
+import { PAGE_HEAD, html } from '../verification/html.js';
+import { pageHeaders } from './page-headers.js';
 
 const require = createRequire(import.meta.url);
 const packageDir = (name: string) => path.dirname(require.resolve(`${name}/package.json`));
@@ -73,12 +74,7 @@ body { display: flex; flex-direction: column; font: 14px system-ui, sans-serif; 
 #graphiql { flex: 1; min-height: 0; }`;
 
 function page(): string {
-  return html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+  return html`${PAGE_HEAD}
 <title>Admin API explorer · Tessera</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="${ASSET_PREFIX}graphiql.min.css">
@@ -101,13 +97,6 @@ function page(): string {
 `.value;
 }
 
-function pageHeaders(ctx: Parameters<Middleware>[0]): void {
-  ctx.set('Content-Security-Policy', EXPLORER_CSP);
-  ctx.set('X-Frame-Options', 'DENY');
-  ctx.set('X-Content-Type-Options', 'nosniff');
-  ctx.set('Referrer-Policy', 'no-referrer');
-}
-
 /** A browser asking for a page (not a GraphQL GET, which names a query). */
 function wantsPage(ctx: Parameters<Middleware>[0]): boolean {
   return ctx.query.query === undefined && (ctx.accepts('application/json', 'text/html') === 'text/html');
@@ -116,17 +105,13 @@ function wantsPage(ctx: Parameters<Middleware>[0]): boolean {
 /** GET /graphql: the explorer for browsers, the API for everyone else. */
 export const explorerOnGraphql: Middleware = async (ctx, next) => {
   if (!wantsPage(ctx)) return next();
-  pageHeaders(ctx);
-  ctx.set('Cache-Control', 'no-store');
+  pageHeaders(ctx, EXPLORER_CSP);
   ctx.set('Vary', 'Accept');
-  ctx.type = 'text/html; charset=utf-8';
   ctx.body = page();
 };
 
 export const explorerPage: Middleware = async (ctx) => {
-  pageHeaders(ctx);
-  ctx.set('Cache-Control', 'no-store');
-  ctx.type = 'text/html; charset=utf-8';
+  pageHeaders(ctx, EXPLORER_CSP);
   ctx.body = page();
 };
 

@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import type { Middleware } from 'koa';
 import type { Services } from '../domain/services.js';
 import type { Provider } from '../domain/model.js';
-import { Html, html } from '../verification/html.js';
+import { Html, PAGE_HEAD, html } from '../verification/html.js';
+import { pageHeaders } from './page-headers.js';
 
 /** Enough for a page a person reads; the admin API lists the rest. */
 const MAX_LISTED = 100;
@@ -40,12 +41,7 @@ function linksOf(services: Services, provider: Provider): ProviderLinks {
 }
 
 function page(nonce: string, publicUrl: string, providers: ProviderLinks[], total: number): string {
-  return html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+  return html`${PAGE_HEAD}
 <title>Tessera</title>
 <style nonce="${nonce}">${STYLE}</style>
 </head>
@@ -86,11 +82,7 @@ export function landingPage(services: Services): Middleware {
       return;
     }
     const nonce = randomBytes(16).toString('base64');
-    ctx.set('Content-Security-Policy', `default-src 'none'; style-src 'nonce-${nonce}'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`);
-    ctx.set('X-Frame-Options', 'DENY');
-    ctx.set('X-Content-Type-Options', 'nosniff');
-    ctx.set('Referrer-Policy', 'no-referrer');
-    ctx.type = 'text/html; charset=utf-8';
+    pageHeaders(ctx, `default-src 'none'; style-src 'nonce-${nonce}'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`);
     ctx.body = page(nonce, services.config.publicUrl, listed, all.length);
   };
 }

@@ -3,7 +3,7 @@
  * phone, labelled fields, errors announced to screen readers (role="alert"), and styles under a
  * CSP nonce (no inline style attributes, no scripts at all).
  */
-import { Html, html } from './html.js';
+import { Html, PAGE_HEAD, html } from './html.js';
 
 export interface PageFrame {
   title: string;
@@ -73,12 +73,7 @@ const SCOPE_DESCRIPTIONS: Record<string, string> = {
 };
 
 function frame(page: PageFrame, body: Html): string {
-  return html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+  return html`${PAGE_HEAD}
 <title>${page.title} · Tessera</title>
 <style nonce="${page.nonce}">${STYLE_HTML}</style>
 </head>

@@ -5,11 +5,11 @@
  * by the CSP), and the code kept on one line on a narrow phone (headless Chromium).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, skipWithoutChromium } from '../helpers/browser.js';
 import { STYLE } from '../../src/verification/pages.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { seedClient, seedUser, unique, type SeededUser } from '../helpers/seed.js';
@@ -47,8 +47,7 @@ test('control borders are at least 3:1 against the card and the page, in light a
 
 // ---- in a browser ----
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium); the browser test needs it`;
+const skip = skipWithoutChromium;
 
 describe('the verification page in a browser', { skip }, () => {
   let server: TestServer;
@@ -74,10 +73,7 @@ describe('the verification page in a browser', { skip }, () => {
     assert.equal(created.createProvider.displayName, displayName);
     clientId = (await seedClient(server, { providerId: created.createProvider.id, name: 'Living-room TV' })).clientId;
     user = await seedUser(server);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
