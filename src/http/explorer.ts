@@ -24,8 +24,9 @@ const ASSETS: Record<string, { file: () => string; type: string }> = {
 
 export const ASSET_PREFIX = '/graphiql/assets/';
 
-// GraphiQL sets styles from script and ships its fonts and icons as data: URLs; nothing else is allowed.
-const EXPLORER_CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; font-src 'self' data:; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+// GraphiQL sets styles from script (CSSOM, which style-src does not govern) and ships its fonts and
+// icons as data: URLs; nothing else is allowed, no inline script or style element.
+const EXPLORER_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; font-src 'self' data:; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /** The page's own script: the token prompt and GraphiQL wired to POST /graphql with it. */
 const EXPLORER_JS = `'use strict';
@@ -44,8 +45,9 @@ const EXPLORER_JS = `'use strict';
   });
   if (!token) input.focus();
   function fetcher(params) {
-    var headers = { 'content-type': 'application/json', accept: 'application/json' };
-    if (token) headers.authorization = 'Bearer ' + token;
+    // Without a token the API can only refuse: say what to do instead of asking it.
+    if (!token) return Promise.resolve({ errors: [{ message: 'Paste the admin token into the field above first.' }] });
+    var headers = { 'content-type': 'application/json', accept: 'application/json', authorization: 'Bearer ' + token };
     return fetch('/graphql', { method: 'POST', headers: headers, body: JSON.stringify(params), credentials: 'omit' })
       .then(function (response) { return response.json(); });
   }
@@ -58,10 +60,17 @@ const EXPLORER_JS = `'use strict';
     get length() { return sessionStorage.length; }
   };
   var root = ReactDOM.createRoot(document.getElementById('graphiql'));
-  root.render(React.createElement(GraphiQL, {
-    fetcher: fetcher, storage: storage, shouldPersistHeaders: false, isHeadersEditorEnabled: false,
-    defaultQuery: '# The admin API. Paste the admin token above, then run (Ctrl-Enter).\\n{\\n  providers {\\n    name slug issuer\\n  }\\n}\\n'
-  }));
+  var generation = 0;
+  function render() {
+    // A new key remounts GraphiQL, which then fetches the schema again with the current token
+    // (its first try, before a token was pasted, was refused). Editors come back from storage.
+    root.render(React.createElement(GraphiQL, {
+      key: 'g' + generation, fetcher: fetcher, storage: storage, shouldPersistHeaders: false, isHeadersEditorEnabled: false,
+      defaultQuery: '# The admin API. Paste the admin token above, then run (Ctrl-Enter).\\n{\\n  providers {\\n    name slug issuer\\n  }\\n}\\n'
+    }));
+  }
+  input.addEventListener('change', function () { generation += 1; render(); });
+  render();
 })();
 `;
 
