@@ -1,8 +1,9 @@
-# Tessera: a two-stage image on Node 20 (Debian slim). No Docker engine runs where this was written:
-# it is kept simple and every step was checked by hand (see README, "Running with MongoDB").
+# Tessera: a two-stage image on Node 24 LTS (Debian slim), the target runtime (Node 20 keeps working
+# and CI runs the suite on both). No Docker engine runs where this was written: it is kept simple and
+# every step was checked by hand (see README, "Running with MongoDB").
 
 # --- build: all dependencies, compile TypeScript, then drop the dev dependencies ----------------
-FROM node:20-slim AS build
+FROM node:24-slim AS build
 WORKDIR /app
 # Compilers for native modules: argon2 falls back to building from source when its prebuilt binary
 # does not load on this CPU/Node. Only this stage has them; the image that runs does not.
@@ -21,7 +22,7 @@ RUN npm rebuild argon2 \
  && npm prune --omit=dev --no-audit --no-fund
 
 # --- runtime: production dependencies and the compiled server, as a non-root user ------------------
-FROM node:20-slim
+FROM node:24-slim
 ENV NODE_ENV=production \
     PORT=9000 \
     TESSERA_DATA_DIR=/data

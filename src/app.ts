@@ -8,6 +8,8 @@ import { discoveryEndpoint, jwksEndpoint } from './oauth/discovery.js';
 import { createAdminMiddleware } from './admin/http.js';
 import { registerOAuthRoutes } from './oauth/routes.js';
 import { both, routes } from './http/routing.js';
+import { landingPage } from './http/landing.js';
+import { ASSET_PREFIX, explorerAsset, explorerOnGraphql, explorerPage } from './http/explorer.js';
 
 export interface TesseraApp {
   koa: Koa;
@@ -44,6 +46,12 @@ export async function createApp(services: Services): Promise<TesseraApp> {
   both(router, ['GET'], '/application/o/:slug/jwks/', jwksEndpoint(services));
 
   registerOAuthRoutes(router, services);
+
+  // For browsers: the landing page and the admin API's explorer (GET /graphql with Accept: text/html).
+  router.get('/', landingPage(services));
+  router.get('/graphiql', explorerPage);
+  router.get(`${ASSET_PREFIX}:name`, explorerAsset);
+  router.get('/graphql', explorerOnGraphql);
 
   const admin = await createAdminMiddleware(services);
   router.all('/graphql', admin.middleware);

@@ -2,8 +2,17 @@
 import { notifyPrimaryReady, processRole, runPrimary, warnIfWorkersIgnored, workerLogger } from './cluster.js';
 import { ConfigError, loadConfig } from './config.js';
 import { StoreUnavailableError } from './store/errors.js';
+import { commandLine } from './usage.js';
 
 async function main(): Promise<void> {
+  // --help and --version print and exit; any other argument is refused. Neither starts a server.
+  const answer = commandLine(process.argv.slice(2));
+  if (answer) {
+    process.stdout.write(answer.out);
+    process.stderr.write(answer.err);
+    process.exitCode = answer.code;
+    return;
+  }
   let config;
   try {
     config = loadConfig();

@@ -16,6 +16,7 @@ export interface StartOptions {
   /** The time key rotation goes by (tests move it). */
   clock?: Clock;
 }
+import { startTracing } from './telemetry/otel.js';
 
 export interface RunningServer {
   url: string;
@@ -32,6 +33,8 @@ export async function startServer(config: Config, logger: Logger, options: Start
   // the store opens its files.
   const appModule = import('./app.js');
   appModule.catch(() => undefined);
+  // Before the store and the app: both are instrumented only when tracing is on.
+  const tracing = await startTracing(logger);
   const store = await openStore({
     mongodbUri: config.mongodbUri, dataDir: config.dataDir,
     eventRetentionDays: config.eventRetentionDays, embeddedMaxEvents: config.embeddedMaxEvents, durability: config.durability,
@@ -108,6 +111,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       await app.close();
       await services.events.close();
       await store.close();
+      await tracing.flush();
     })());
 
   return { url, services, firstStartToken: printedToken, stop };

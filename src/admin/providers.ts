@@ -39,6 +39,8 @@ export class ProviderType {
   @Field(() => Int) refreshTokenLifetimeSeconds!: number;
   @Field(() => SigningAlgorithmEnum) signingAlgorithm!: SigningAlgorithm;
   @Field(() => DeviceFlowSettingsType) deviceFlow!: DeviceFlowSettings;
+  @Field(() => String, { nullable: true, description: 'Shown to people on the verification page instead of name (an extension of the contract).' }) displayName?: string | null;
+  @Field(() => String, { nullable: true, description: 'An absolute http(s) URL of a logo shown on the verification page (an extension of the contract).' }) logoUrl?: string | null;
   @Field(() => DateTimeScalar) createdAt!: Date;
 }
 
@@ -54,6 +56,8 @@ export class CreateProviderInput {
   @Field(() => [ID], { nullable: true }) federatedProviderIds?: string[] | null;
   @Field(() => Boolean, { nullable: true }) dpopNonce?: boolean | null;
   @Field(() => Int, { nullable: true }) keyRotationDays?: number | null;
+  @Field(() => String, { nullable: true, description: 'At most 100 characters; on update an empty string clears it.' }) displayName?: string | null;
+  @Field(() => String, { nullable: true, description: 'An absolute http or https URL; on update an empty string clears it.' }) logoUrl?: string | null;
 }
 
 @InputType('UpdateProviderInput')
@@ -67,6 +71,8 @@ export class UpdateProviderInput {
   @Field(() => [ID], { nullable: true }) federatedProviderIds?: string[] | null;
   @Field(() => Boolean, { nullable: true }) dpopNonce?: boolean | null;
   @Field(() => Int, { nullable: true }) keyRotationDays?: number | null;
+  @Field(() => String, { nullable: true, description: 'At most 100 characters; on update an empty string clears it.' }) displayName?: string | null;
+  @Field(() => String, { nullable: true, description: 'An absolute http or https URL; on update an empty string clears it.' }) logoUrl?: string | null;
 }
 
 @Resolver(() => ProviderType)

@@ -41,6 +41,10 @@ export interface Provider {
   dpopNonce?: boolean;
   /** Days between automatic key rotations; null (or absent: round 1) rotates only when asked. */
   keyRotationDays?: number | null;
+  /** Shown to people on the verification page instead of `name` (optional; absent on older records). */
+  displayName?: string | null;
+  /** An absolute http(s) URL of an image shown on the verification page (optional). */
+  logoUrl?: string | null;
   createdAt: Date;
   updatedAt: Date;
 }

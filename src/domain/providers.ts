@@ -86,6 +86,10 @@ export interface ProviderInput {
   dpopNonce?: boolean | null;
   /** null: rotate only when asked (and, on update, stop rotating); undefined: unchanged. */
   keyRotationDays?: number | null;
+  /** On update, '' clears it. */
+  displayName?: string | null;
+  /** On update, '' clears it. */
+  logoUrl?: string | null;
 }
 
 const SLUG = /^[a-z0-9-]{1,64}$/;
@@ -119,6 +123,25 @@ export function validateHttpUrl(field: string, value: string): string {
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ValidationError(field, 'must be an http or https URL');
   if (url.username || url.password) throw new ValidationError(field, 'must not carry credentials');
   return url.toString();
+}
+
+/** What people see on the verification page: printable text, at most 100 characters. */
+export function validateDisplayName(field: string, value: string): string {
+  const name = validateName(field, value);
+  if (name.length > 100) throw new ValidationError(field, 'must be at most 100 characters');
+  if (/[\p{Cc}\p{Cf}]/u.test(name)) throw new ValidationError(field, 'must not contain control or formatting characters');
+  return name;
+}
+
+export function validateLogoUrl(field: string, value: string): string {
+  if (value.length > 2048) throw new ValidationError(field, 'must be at most 2048 characters');
+  return validateHttpUrl(field, value);
+}
+
+/** undefined or null: leave as is; '': clear; else the validated value. */
+function optionalText(field: string, value: string | null | undefined, validate: (field: string, value: string) => string): string | null | undefined {
+  if (value === undefined || value === null) return undefined;
+  return value === '' ? null : validate(field, value);
 }
 
 export function resolveDeviceFlowSettings(current: DeviceFlowSettings, input: DeviceFlowSettingsInput | null | undefined): DeviceFlowSettings {
@@ -213,6 +236,8 @@ export class ProviderService {
       federatedProviderIds: await this.validateProviderIds(input.federatedProviderIds ?? [], null),
       dpopNonce: input.dpopNonce ?? false,
       keyRotationDays: input.keyRotationDays == null ? null : validateRange('keyRotationDays', input.keyRotationDays, LIMITS.keyRotationDays),
+      displayName: optionalText('displayName', input.displayName, validateDisplayName) ?? null,
+      logoUrl: optionalText('logoUrl', input.logoUrl, validateLogoUrl) ?? null,
       createdAt: now,
       updatedAt: now,
     };
@@ -255,6 +280,10 @@ export class ProviderService {
     if ($set.accessTokenLifetimeSeconds !== undefined && $set.accessTokenLifetimeSeconds < current.accessTokenLifetimeSeconds) {
       await this.keys.rememberLifetime(id, current.accessTokenLifetimeSeconds);
     }
+    const displayName = optionalText('displayName', input.displayName, validateDisplayName);
+    if (displayName !== undefined) $set.displayName = displayName;
+    const logoUrl = optionalText('logoUrl', input.logoUrl, validateLogoUrl);
+    if (logoUrl !== undefined) $set.logoUrl = logoUrl;
     const algorithmChanged = input.signingAlgorithm != null && input.signingAlgorithm !== current.signingAlgorithm;
     if (algorithmChanged) $set.signingAlgorithm = this.validateAlgorithm(input.signingAlgorithm!);
     // A new algorithm signs at once with a new key (not published before: unavoidable); the old

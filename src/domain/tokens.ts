@@ -17,6 +17,7 @@ import type { ActiveSigningKey, SigningKeyService } from './keys.js';
 import type { ProviderService } from './providers.js';
 import { generateSecret, sha256, sha256Hex } from './secrets.js';
 import type { Collections } from '../store/ports.js';
+import { inSpan } from '../telemetry/trace.js';
 
 export interface AccessTokenClaims extends JWTPayload {
   iss: string;
@@ -133,7 +134,8 @@ function headersOf(key: ActiveSigningKey): { accessToken: CompactJWSHeaderParame
  * KeyObject imported once; jose turns it into a CryptoKey once and keeps it.
  */
 function signCompact(key: KeyObject, header: CompactJWSHeaderParameters, payload: object): Promise<string> {
-  return new CompactSign(Buffer.from(JSON.stringify(payload))).setProtectedHeader(header).sign(key);
+  return inSpan('jwt sign', { 'jwt.alg': header.alg, ...(header.typ ? { 'jwt.typ': header.typ } : {}) },
+    () => new CompactSign(Buffer.from(JSON.stringify(payload))).setProtectedHeader(header).sign(key));
 }
 
 const RESERVED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'sid', 'client_id', 'scope', 'auth_time', 'acr', 'amr', 'typ', 'azp', 'nonce', 'act', 'may_act', 'cnf']);
@@ -346,8 +348,10 @@ export class TokenService {
         if (found.alg !== header.alg) throw new errors.JOSEAlgNotAllowed('the key is not for this algorithm');
         return found.key;
       };
-      const { payload, protectedHeader } = await jwtVerify(token, keyFor, options);
-      return { payload, kid: protectedHeader.kid! };
+      return inSpan('jwt verify', { 'jwt.typ': 'at+jwt' }, async () => {
+        const { payload, protectedHeader } = await jwtVerify(token, keyFor, options);
+        return { payload, kid: protectedHeader.kid! };
+      });
     };
     try {
       return await verify();

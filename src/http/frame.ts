@@ -10,6 +10,8 @@ import type { HttpMetrics } from './metrics.js';
 import { clientRequestIdOf, newRequestId } from './request-id.js';
 import { clientAddressResolver } from './client-address.js';
 import type { EventLog } from '../domain/events.js';
+import { rateLimitRefusals } from '../telemetry/metrics.js';
+import { tracedFrame } from '../telemetry/request-span.js';
 
 export interface FrameOptions {
   logger: Logger;
@@ -18,7 +20,12 @@ export interface FrameOptions {
   trustProxy: readonly string[];
 }
 
-export function requestFrame({ logger, metrics, events, trustProxy }: FrameOptions): Middleware {
+export function requestFrame(options: FrameOptions): Middleware {
+  // With tracing off (decided before the app is built) the frame is used as it is: no span, no context.
+  return tracedFrame(untracedFrame(options));
+}
+
+function untracedFrame({ logger, metrics, events, trustProxy }: FrameOptions): Middleware {
   const clientAddressOf = clientAddressResolver(trustProxy);
   return async (ctx, next) => {
     const start = performance.now();
@@ -49,7 +56,9 @@ function finish(ctx: Context, logger: Logger, metrics: HttpMetrics, method: stri
   const status = ctx.response.status;
   // No matched route (404, or 405 on a known path with another method): one label, never the raw path.
   const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
-  metrics.observe(route === undefined ? 'unmatched' : String(route), method, status, ms / 1000);
+  const label = route === undefined ? 'unmatched' : String(route);
+  metrics.observe(label, method, status, ms / 1000);
+  if (status === 429) rateLimitRefusals.inc({ route: label });
   // One access-log line per request, without query strings (they may hold user codes) or headers.
   if (logger.isLevelEnabled('info')) {
     const line = { requestId, method, path: ctx.path, status, ms: Math.round(ms * 10) / 10 };

@@ -1,4 +1,5 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { OPERATIONAL_METRICS } from '../telemetry/metrics.js';
 
 export class HttpMetrics {
   readonly registry = new Registry();
@@ -14,6 +15,8 @@ export class HttpMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tessera_' });
+    // Token, device-flow, policy, JWKS, store and rate-limit metrics (process-wide, see there).
+    for (const metric of OPERATIONAL_METRICS) this.registry.registerMetric(metric);
   }
 
   /**

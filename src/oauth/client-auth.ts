@@ -10,6 +10,7 @@ import { OAuthError } from './errors.js';
 import type { FormParams } from '../http/body.js';
 import type { Client, Provider } from '../domain/model.js';
 import { secretMatchesHash } from '../domain/secrets.js';
+import { annotateRequest } from '../telemetry/trace.js';
 
 export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'none';
 
@@ -148,6 +149,7 @@ export async function authenticateClient(
       presented.secrets.length === 0 ? 'confidential client sent no secret' : 'wrong client secret',
     );
   }
+  annotateRequest({ 'oauth.client_id': client.clientId });
   return {
     client,
     provider,

@@ -2,7 +2,7 @@
  * POST /application/o/token/: parse → authenticate the client → check the DPoP proof, if any,
  * once for every grant → dispatch to the grant's module.
  */
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { Services } from '../domain/services.js';
 import { MAX_CLIENT_ID_LENGTH } from '../domain/clients.js';
 import { UnknownClientEventLimiter } from '../domain/rate-limits.js';
@@ -29,16 +29,21 @@ async function recordClientAuthenticationFailure(
   if (!known && !(await unknownClientEvents.allows(ctx.state.clientAddress as string))) return;
   services.events.record({ ...event, clientId });
 }
+import { countTokenRequest, deviceFlowOutcomes } from '../telemetry/metrics.js';
 
-export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRANTS) {
+const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
+
+export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRANTS): Middleware {
   const byType = new Map(grants.map((g) => [g.grantType, g]));
   const unknownClientEvents = new UnknownClientEventLimiter();
-  return oauthEndpoint(async (ctx, { body, requestId }) => {
+  const endpoint = oauthEndpoint(async (ctx, { body, requestId }) => {
     if (ctx.method !== 'POST') throw new OAuthError('invalid_request', 'the token endpoint takes POST');
     const grantType = body.get('grant_type');
     if (!grantType) throw new OAuthError('invalid_request', 'grant_type is required');
     const grant = byType.get(grantType);
     if (!grant) throw new OAuthError('unsupported_grant_type', `grant_type '${grantType}' is not supported`);
+    // Names the request's span; only a grant this server knows (the caller chooses grant_type).
+    ctx.state.grantType = grant.grantType;
     const authorization = ctx.get('authorization') || undefined;
     let presented: PresentedClient | undefined;
     let client: AuthenticatedClient;
@@ -71,6 +76,22 @@ export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRA
     ctx.status = 200;
     ctx.body = response;
   });
+  return async (ctx, next) => {
+    try {
+      await endpoint(ctx, next);
+      countOutcome(ctx.state.grantType as string | undefined, 'issued');
+    } catch (error) {
+      countOutcome(ctx.state.grantType as string | undefined, error instanceof OAuthError ? error.code : 'server_error');
+      throw error;
+    }
+  };
+}
+
+function countOutcome(grantType: string | undefined, outcome: string): void {
+  countTokenRequest(grantType, outcome);
+  if (grantType !== DEVICE_CODE) return;
+  if (outcome === 'issued') deviceFlowOutcomes.inc({ outcome: 'exchanged' });
+  else if (outcome === 'expired_token') deviceFlowOutcomes.inc({ outcome: 'expired' });
 }
 
 /**

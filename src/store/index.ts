@@ -1,5 +1,6 @@
 import type { StoreAdapter } from './ports.js';
 import { openEmbeddedStore, type Durability } from './sqlite/sqlite-store.js';
+import { instrumentCollections } from '../telemetry/store.js';
 import { DeviceAuthorizationRepository, RefreshTokenRepository } from './repositories.js';
 
 export interface Store extends StoreAdapter {
@@ -8,6 +9,7 @@ export interface Store extends StoreAdapter {
 }
 
 export function withRepositories(adapter: StoreAdapter): Store {
+  instrumentCollections(adapter);
   return Object.assign(adapter, {
     deviceAuthorizationRepository: new DeviceAuthorizationRepository(adapter),
     refreshTokenRepository: new RefreshTokenRepository(adapter),

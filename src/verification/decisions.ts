@@ -5,6 +5,7 @@
 import type { Services } from '../domain/services.js';
 import type { DeviceAuthorization, User } from '../domain/model.js';
 import { deviceFlowFor, type DecideResult, type UserCodeLookup } from '../domain/device-flow.js';
+import { deviceFlowOutcomes } from '../telemetry/metrics.js';
 import type { RateLimitSubject, WrongUserCodeLimiter } from '../domain/rate-limits.js';
 
 export type LimitedLookup = UserCodeLookup | { kind: 'limited'; retryAfterSeconds: number };
@@ -29,6 +30,7 @@ export async function recordDecision(
 ): Promise<DecideResult> {
   const result = await deviceFlowFor(services.store).decide(input.authorization, input.decision, input.user.id);
   if (result.kind === 'decided') {
+    deviceFlowOutcomes.inc({ outcome: input.decision === 'allow' ? 'approved' : 'denied' });
     services.events.record({
       action: input.decision === 'allow' ? 'DEVICE_AUTHORIZED' : 'DEVICE_DENIED',
       requestId: input.requestId,

@@ -3,7 +3,7 @@
  * phone, labelled fields, errors announced to screen readers (role="alert"), and styles under a
  * CSP nonce (no inline style attributes, no scripts at all).
  */
-import { Html, html } from './html.js';
+import { Html, PAGE_HEAD, html } from './html.js';
 
 export interface PageFrame {
   title: string;
@@ -12,13 +12,24 @@ export interface PageFrame {
   /** Signed-in username, shown with a sign-out button. */
   username?: string | null;
   csrf?: string;
+  /** The provider's name and logo, once the page is about one provider's device (consent, done). */
+  brand?: Brand | null;
 }
 
-const STYLE = `
-:root { color-scheme: light dark; --fg:#1b1f24; --muted:#57606a; --bg:#f6f8fa; --card:#fff; --line:#d0d7de;
+export interface Brand {
+  name: string;
+  logoUrl: string | null;
+}
+
+/**
+ * Control borders (inputs, the secondary button) use --control, at least 3:1 against the card and
+ * the page in both schemes (WCAG 1.4.11; test/http/verification-page-design.test.ts computes it).
+ */
+export const STYLE = `
+:root { color-scheme: light dark; --fg:#1b1f24; --muted:#57606a; --bg:#f6f8fa; --card:#fff; --line:#d0d7de; --control:#6e7781;
   --accent:#0b5cad; --accent-fg:#fff; --danger:#b42318; --ok:#1a7f37; --code-bg:#eef2f6; }
 @media (prefers-color-scheme: dark) { :root { --fg:#e6edf3; --muted:#9da7b3; --bg:#0d1117; --card:#161b22;
-  --line:#30363d; --accent:#4c9be8; --accent-fg:#0d1117; --danger:#f97066; --ok:#3fb950; --code-bg:#1f2630; } }
+  --line:#30363d; --control:#8b949e; --accent:#4c9be8; --accent-fg:#0d1117; --danger:#f97066; --ok:#3fb950; --code-bg:#1f2630; } }
 * { box-sizing: border-box; }
 body { margin:0; font: 1.0625rem/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color:var(--fg); background:var(--bg); }
 main { max-width: 28rem; margin: 0 auto; padding: 1.5rem 1rem 3rem; }
@@ -28,19 +39,21 @@ h1 { font-size:1.5rem; line-height:1.25; margin:0 0 .75rem; }
 p { margin:.5rem 0 1rem; }
 .muted { color:var(--muted); font-size:.95rem; }
 label { display:block; font-weight:600; margin:1rem 0 .35rem; }
-input[type=text], input[type=password] { width:100%; font-size:1.125rem; padding:.7rem .8rem; border:1px solid var(--line);
+input[type=text], input[type=password] { width:100%; font-size:1.125rem; padding:.7rem .8rem; border:1px solid var(--control);
   border-radius:8px; background:var(--card); color:var(--fg); }
 input.code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size:1.5rem; letter-spacing:.15em; text-transform:uppercase; text-align:center; }
 input:focus, button:focus { outline:3px solid var(--accent); outline-offset:2px; }
 button { display:block; width:100%; min-height:48px; margin-top:1.25rem; font-size:1.0625rem; font-weight:600; border-radius:8px;
   border:1px solid var(--accent); background:var(--accent); color:var(--accent-fg); cursor:pointer; }
-button.secondary { background:transparent; color:var(--fg); border-color:var(--line); margin-top:.75rem; }
+button.secondary { background:transparent; color:var(--fg); border-color:var(--control); margin-top:.75rem; }
 button.link { display:inline; width:auto; min-height:0; margin:0; padding:0; border:0; background:none; color:var(--accent);
   font-weight:400; font-size:inherit; text-decoration:underline; }
 .alert { border-left:4px solid var(--danger); background:var(--code-bg); padding:.75rem 1rem; border-radius:6px; margin:0 0 1rem; }
 .success { border-left-color: var(--ok); }
-.usercode { display:block; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size:1.75rem; font-weight:700;
-  letter-spacing:.15em; text-align:center; padding:.75rem; margin:.5rem 0 1rem; background:var(--code-bg); border-radius:8px; word-break:break-all; }
+.usercode { display:block; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size:clamp(1.1rem, 6.5vw, 1.75rem); font-weight:700;
+  letter-spacing:.1em; text-align:center; padding:.75rem .25rem; margin:.5rem 0 1rem; background:var(--code-bg); border-radius:8px; white-space:nowrap; overflow-x:auto; }
+.nowrap { white-space:nowrap; }
+.brand img { height:2rem; width:auto; max-width:8rem; vertical-align:middle; margin-right:.5rem; }
 ul.scopes { padding-left:1.25rem; margin:.25rem 0 1rem; }
 ul.scopes li { margin:.35rem 0; }
 .scope-name { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size:.9rem; color:var(--muted); }
@@ -60,18 +73,13 @@ const SCOPE_DESCRIPTIONS: Record<string, string> = {
 };
 
 function frame(page: PageFrame, body: Html): string {
-  return html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+  return html`${PAGE_HEAD}
 <title>${page.title} · Tessera</title>
 <style nonce="${page.nonce}">${STYLE_HTML}</style>
 </head>
 <body>
 <main>
-<p class="brand">Tessera · Device sign-in</p>
+<p class="brand">${page.brand?.logoUrl ? html`<img src="${page.brand.logoUrl}" alt="">` : ''}${page.brand ? page.brand.name : 'Tessera'} · Device sign-in</p>
 <div class="card">
 ${body}
 ${page.username && page.csrf ? html`<div class="who"><span>Signed in as <strong>${page.username}</strong></span>
@@ -93,13 +101,13 @@ export function signInPage(p: PageFrame & { csrf: string; code: string | null; u
   return frame({ ...p, username: null }, html`
 <h1>Sign in to connect your device</h1>
 ${alert(p.error)}
-${p.code ? html`<p>Then you will confirm the code <strong>${p.code}</strong> shown on your device.</p>` : html`<p>Sign in, then enter the code shown on your device.</p>`}
+${p.code ? html`<p>Then you will confirm the code <strong class="nowrap">${p.code}</strong> shown on your device.</p>` : html`<p>Sign in, then enter the code shown on your device.</p>`}
 <form method="post" action="/device">
 <input type="hidden" name="csrf" value="${p.csrf}">
 <input type="hidden" name="action" value="signin">
 ${p.code ? html`<input type="hidden" name="user_code" value="${p.code}">` : ''}
 <label for="username">Username</label>
-<input type="text" id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required value="${p.formUsername ?? ''}">
+<input type="text" id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus value="${p.formUsername ?? ''}">
 <label for="password">Password</label>
 <input type="password" id="password" name="password" autocomplete="current-password" required${p.error ? html` aria-describedby="form-error"` : ''}>
 <button type="submit">Sign in</button>
@@ -114,7 +122,7 @@ ${alert(p.error)}
 <input type="hidden" name="csrf" value="${p.csrf}">
 <input type="hidden" name="action" value="enter">
 <label for="user_code">Code</label>
-<input class="code" type="text" id="user_code" name="user_code" autocomplete="one-time-code" autocapitalize="characters" autocorrect="off" spellcheck="false" required maxlength="80" aria-describedby="${p.error ? 'form-error code-help' : 'code-help'}"${p.error ? html` aria-invalid="true"` : ''} value="${p.code ?? ''}">
+<input class="code" type="text" id="user_code" name="user_code" autocomplete="one-time-code" autocapitalize="characters" autocorrect="off" spellcheck="false" required autofocus maxlength="80" aria-describedby="${p.error ? 'form-error code-help' : 'code-help'}"${p.error ? html` aria-invalid="true"` : ''} value="${p.code ?? ''}">
 <p class="muted" id="code-help">Dashes and spaces are optional.</p>
 <button type="submit">Continue</button>
 </form>`);

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Services } from '../domain/services.js';
-import type { User } from '../domain/model.js';
+import type { Provider, User } from '../domain/model.js';
 import { displayUserCode, MAX_USER_CODE_ENTRY } from '../domain/device-flow.js';
 import { userCodeAlphabet } from '../domain/providers.js';
 import { createUserCodeLimiter, FailedSignInLimiter, type WrongUserCodeLimiter } from '../domain/rate-limits.js';
@@ -18,7 +18,7 @@ import { isPerson, isUsable } from '../domain/users.js';
 import { readFormBody, type FormParams } from '../http/body.js';
 import { OAuthError } from '../oauth/errors.js';
 import { both } from '../http/routing.js';
-import { consentPage, donePage, enterCodePage, messagePage, signInPage } from './pages.js';
+import { consentPage, donePage, enterCodePage, messagePage, signInPage, type Brand } from './pages.js';
 import { csrfMatches, newSession, readSession, signIn, signOut, writeSession, type DeviceSession, type SessionOptions } from './session.js';
 import { DeviceSessionStore } from '../domain/device-sessions.js';
 import { handleJsonDecision } from './json-form.js';
@@ -47,10 +47,24 @@ interface PageContext {
   sessionOptions: SessionOptions;
 }
 
+/** The CSP of the pages; a provider's logo adds its origin (only) to img-src. */
+function contentSecurityPolicy(nonce: string, imageOrigin: string | null = null): string {
+  return `default-src 'none'; style-src 'nonce-${nonce}';${imageOrigin ? ` img-src ${imageOrigin};` : ''} form-action 'self'; frame-ancestors 'none'; base-uri 'none'`;
+}
+
+/** The provider as people see it; allows its logo's origin in the page's CSP. */
+function brandOf(ctx: Context, nonce: string, provider: Provider | null): Brand | null {
+  if (!provider) return null;
+  // logoUrl was validated as an absolute http(s) URL; its origin holds no spaces or semicolons.
+  const logoUrl = provider.logoUrl ?? null;
+  if (logoUrl) ctx.set('Content-Security-Policy', contentSecurityPolicy(nonce, new URL(logoUrl).origin));
+  return { name: provider.displayName ?? provider.name, logoUrl };
+}
+
 function securityHeaders(ctx: Context, nonce: string): void {
   ctx.set('Cache-Control', 'no-store');
   ctx.set('Pragma', 'no-cache');
-  ctx.set('Content-Security-Policy', `default-src 'none'; style-src 'nonce-${nonce}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`);
+  ctx.set('Content-Security-Policy', contentSecurityPolicy(nonce));
   ctx.set('X-Frame-Options', 'DENY');
   ctx.set('X-Content-Type-Options', 'nosniff');
   ctx.set('Referrer-Policy', 'no-referrer');
@@ -97,8 +111,9 @@ async function showCode(p: PageContext, code: string): Promise<void> {
   send(p.ctx, 200, consentPage({
     ...frame,
     title: `Allow ${client.name}?`,
+    brand: brandOf(p.ctx, p.nonce, provider),
     clientName: client.name,
-    providerName: provider.name,
+    providerName: provider.displayName ?? provider.name,
     scopes: authorization.scopes,
     displayCode: displayUserCode(authorization.userCode, userCodeAlphabet(provider.deviceFlow)),
     userCode: authorization.userCode,
@@ -179,8 +194,9 @@ async function postPage(p: PageContext, body: FormParams): Promise<void> {
       return send(ctx, 400, enterCodePage({ ...frame, title: 'Enter your code', code, error }));
     }
     const client = await services.clients.getByClientId(result.authorization.clientId);
+    const provider = await services.providers.get(result.authorization.providerId);
     return send(ctx, 200, donePage({
-      ...frame, title: decision === 'allow' ? 'Device connected' : 'Request denied',
+      ...frame, brand: brandOf(ctx, p.nonce, provider), title: decision === 'allow' ? 'Device connected' : 'Request denied',
       approved: decision === 'allow', clientName: client?.name ?? result.authorization.clientId,
     }));
   }

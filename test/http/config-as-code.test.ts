@@ -42,6 +42,7 @@ function ciDocument(tag: string): Doc {
       { slug: `ci-${tag}`, name: 'CI', federatedSources: [`ci-${tag}`], policies: [`always-${tag}`],
         scopeMappings: [{ scope: 'deploy', name: 'deploy', expression: '{"can_deploy": true}' }] },
       { slug: `devices-${tag}`, name: 'Devices', signingAlgorithm: 'ES256', accessTokenLifetimeSeconds: 900, dpopNonce: true, keyRotationDays: 30,
+        displayName: 'Living-room devices', logoUrl: 'https://example.com/logo.png',
         deviceFlow: { userCodeCharset: 'NUMERIC', userCodeLength: 9, requirePkce: true } },
     ],
     clients: [
@@ -132,6 +133,21 @@ describe('round trips', () => {
 });
 
 describe('updates', () => {
+  test('a provider\'s display name and logo set to null in the document are cleared, and the next plan is empty', async () => {
+    const tag = unique('clr');
+    const doc = ciDocument(tag);
+    await applyDoc(doc);
+    const devices = (doc.providers as Record<string, unknown>[]).find((p) => p.slug === `devices-${tag}`)!;
+    Object.assign(devices, { displayName: null, logoUrl: null });
+    const plan = await applyDoc(doc);
+    assert.deepEqual(plan.changes.map((c) => `${c.action} ${c.kind} ${c.name}`), [`UPDATE provider devices-${tag}`]);
+    const exported = (await exportDoc()).providers as Record<string, unknown>[];
+    const after = exported.find((p) => p.slug === `devices-${tag}`)!;
+    assert.equal(after.displayName, null);
+    assert.equal(after.logoUrl, null);
+    assert.deepEqual((await planDoc(doc)).changes, []);
+  });
+
   test('reordering a client\'s policies moves its bindings (the policies stay bound); changes no mutation can make are refused', async () => {
     const tag = unique('ord');
     const doc = {

@@ -226,6 +226,13 @@ function refs(names: Names, fields: Fields): { federatedSourceIds?: string[]; fe
   return out;
 }
 
+/** A provider update clears its optional texts with '' (null leaves them as they are). */
+function clearable(fields: Fields): Fields {
+  const out = { ...fields };
+  for (const key of ['displayName', 'logoUrl']) if (key in out && out[key] === null) out[key] = '';
+  return out;
+}
+
 function providerWrites(services: Services, names: Names, step: Step, w: (phase: number, run: Write['run']) => Write): Write[] {
   const p = services.providers;
   const [afterRefs, afterScalars] = split(step.change.after, REFERENCE_FIELDS);
@@ -243,9 +250,9 @@ function providerWrites(services: Services, names: Names, step: Step, w: (phase:
     }));
   } else if (Object.keys(afterScalars).length > 0) {
     writes.push(w(40, async () => {
-      await p.update(id!, afterScalars);
+      await p.update(id!, clearable(afterScalars));
       await updated(id!);
-      return async () => { await p.update(id!, beforeScalars); await updated(id!); };
+      return async () => { await p.update(id!, clearable(beforeScalars)); await updated(id!); };
     }));
   }
   const hasRefs = Object.values(afterRefs).some((v) => Array.isArray(v) && v.length > 0) || step.change.action === 'UPDATE';

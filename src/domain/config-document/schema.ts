@@ -46,6 +46,8 @@ export const providerSchema = z.strictObject({
   federatedProviders: z.array(z.string()).default([]).describe('Slugs of the providers of this server whose access tokens it accepts.'),
   dpopNonce: z.boolean().default(false).describe('Require DPoP server nonces (RFC 9449 §8).'),
   keyRotationDays: int().nullable().default(null).describe('Days between automatic signing-key rotations; null rotates only when asked.'),
+  displayName: z.string().nullable().default(null).describe('Shown to people on the verification page instead of name.'),
+  logoUrl: z.string().nullable().default(null).describe('An absolute http(s) URL of an image shown on the verification page.'),
   policies: boundPolicies(),
   scopeMappings: z.array(scopeMappingSchema).default([]),
 });

@@ -7,7 +7,7 @@
  * with like.
  */
 import { ValidationError } from '../errors.js';
-import { DEFAULT_DEVICE_FLOW, LIMITS, resolveDeviceFlowSettings, validateName, validateRange, validateSlug } from '../providers.js';
+import { DEFAULT_DEVICE_FLOW, LIMITS, resolveDeviceFlowSettings, validateDisplayName, validateLogoUrl, validateName, validateRange, validateSlug } from '../providers.js';
 import { CLIENT_ID, validateGrantTypes } from '../clients.js';
 import { validateAllowedAudiences } from '../audiences.js';
 import { validateAttributes, validateEmail, validateOptionalName, validateUsername } from '../users.js';
@@ -93,6 +93,8 @@ function normalize(doc: ConfigDocument, policies: Pick<PolicyService, 'compileFo
       accessTokenLifetimeSeconds: validateRange('accessTokenLifetimeSeconds', p.accessTokenLifetimeSeconds, LIMITS.accessTokenLifetimeSeconds),
       refreshTokenLifetimeSeconds: validateRange('refreshTokenLifetimeSeconds', p.refreshTokenLifetimeSeconds, LIMITS.refreshTokenLifetimeSeconds),
       keyRotationDays: p.keyRotationDays === null ? null : validateRange('keyRotationDays', p.keyRotationDays, LIMITS.keyRotationDays),
+      displayName: p.displayName === null ? null : validateDisplayName('displayName', p.displayName),
+      logoUrl: p.logoUrl === null ? null : validateLogoUrl('logoUrl', p.logoUrl),
       deviceFlow: resolveDeviceFlowSettings(DEFAULT_DEVICE_FLOW, p.deviceFlow),
       federatedSources: [...new Set(p.federatedSources)],
       federatedProviders: [...new Set(p.federatedProviders)],

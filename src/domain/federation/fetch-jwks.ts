@@ -14,6 +14,8 @@
  * network error; the full cause stays on `cause` for the server's log.
  */
 import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
+import { jwksFetches } from '../../telemetry/metrics.js';
+import { inSpan } from '../../telemetry/trace.js';
 
 export const FETCH_TIMEOUT_MS = 5_000;
 export const FETCH_SIZE_LIMIT = 512 * 1024;
@@ -158,8 +160,23 @@ export function assertJwks(value: unknown, where: string): JSONWebKeySet {
  * The source's current keys. `timeoutMs` bounds the whole fetch (discovery document and JWKS
  * together), so a caller waits at most that long whatever the source does.
  */
-export async function fetchJwks(
+export function fetchJwks(
   source: { issuer: string | null; jwksUrl: string | null; oidcDiscoveryUrl: string | null }, timeoutMs = FETCH_TIMEOUT_MS,
+): Promise<JSONWebKeySet> {
+  return inSpan('jwks fetch', source.issuer ? { 'tessera.source.issuer': source.issuer } : undefined, async () => {
+    try {
+      const keys = await fetchSourceJwks(source, timeoutMs);
+      jwksFetches.inc({ result: 'ok' });
+      return keys;
+    } catch (error) {
+      jwksFetches.inc({ result: 'failed' });
+      throw error;
+    }
+  });
+}
+
+async function fetchSourceJwks(
+  source: { issuer: string | null; jwksUrl: string | null; oidcDiscoveryUrl: string | null }, timeoutMs: number,
 ): Promise<JSONWebKeySet> {
   const signal = AbortSignal.timeout(timeoutMs);
   let jwksUrl = source.jwksUrl;

@@ -18,6 +18,7 @@ import type { Collections } from '../../store/ports.js';
 import { TtlCache } from '../cache.js';
 import { DEFAULT_SOURCE_KEY_OPTIONS, SourceKeyCache, isRemoteSource, type KeySet, type SourceKeyOptions } from './source-keys.js';
 import { expectedIssuer } from './fetch-jwks.js';
+import { inSpan } from '../../telemetry/trace.js';
 
 /** Asymmetric algorithms only: never `none`, never HMAC (a public key is not a shared secret). */
 export const ASSERTION_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
@@ -203,7 +204,11 @@ function checkAlgorithm(alg: unknown): void {
 }
 
 /** jwtVerify, trying each candidate key when several match (jose leaves that to the caller). */
-async function verifyWithKeySet(jwt: string, keySet: KeySet, options: JWTVerifyOptions): Promise<JWTPayload> {
+function verifyWithKeySet(jwt: string, keySet: KeySet, options: JWTVerifyOptions): Promise<JWTPayload> {
+  return inSpan('jwt verify', { 'jwt.typ': 'assertion' }, () => verifyWithCandidates(jwt, keySet, options));
+}
+
+async function verifyWithCandidates(jwt: string, keySet: KeySet, options: JWTVerifyOptions): Promise<JWTPayload> {
   try {
     return (await jwtVerify(jwt, keySet, options)).payload;
   } catch (error) {

@@ -17,6 +17,8 @@ import type { EventLog } from '../events.js';
 import { isScopeToken } from '../scopes.js';
 import type { Collections } from '../../store/ports.js';
 import { ConflictError } from '../../store/errors.js';
+import { policyDenials } from '../../telemetry/metrics.js';
+import { inSpan } from '../../telemetry/trace.js';
 import {
   ExpressionError, ExpressionEvaluationError, PolicyEngine, type CompiledExpression, type EvaluationStats, type ExpressionKind,
 } from './engine.js';
@@ -336,11 +338,15 @@ export class PolicyService {
   // ---- evaluation on the token path ----
 
   /** Every policy bound to the provider and to the client must return true; the first that does not denies. */
-  async evaluateTokenPolicies(input: TokenPolicyInput): Promise<PolicyDecision> {
+  evaluateTokenPolicies(input: TokenPolicyInput): Promise<PolicyDecision> {
+    return inSpan('policy evaluate', { 'oauth.grant_type': input.grantType }, () => this.evaluateBoundPolicies(input));
+  }
+
+  private async evaluateBoundPolicies(input: TokenPolicyInput): Promise<PolicyDecision> {
     const bound = await this.boundTokenPolicies(input);
     if (bound.length === 0) return { allowed: true, clientPolicies: 0 };
     const variables = tokenPolicyVariables(input);
-    for (const { policy } of bound) {
+    for (const { policy, target } of bound) {
       const reason = this.runPolicy(policy, variables);
       if (reason === null) continue;
       this.events.record({
@@ -350,6 +356,7 @@ export class PolicyService {
         username: input.user?.username ?? null,
         context: { policy: policy.name, policyId: policy.id, reason, grantType: input.grantType },
       });
+      policyDenials.inc({ target_type: target });
       return { allowed: false, policyName: policy.name, reason };
     }
     return { allowed: true, clientPolicies: bound.filter((b) => b.target === 'CLIENT').length };

@@ -1,0 +1,4 @@
+/** The server's version, from package.json (two levels above dist/src, in the repository and the image). */
+import { readFileSync } from 'node:fs';
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
