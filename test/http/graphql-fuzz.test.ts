@@ -54,7 +54,20 @@ const operation = fc.record({
   selection,
 }).map(({ kind, field, args, selection: sel }) => `${kind} { ${field}${args.length ? `(${args.map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''} ${sel} }`);
 
+/** Well-formed operations, so that the property also reaches resolvers with real arguments. */
+const validOperation = fc.record({
+  query: fc.constantFrom(
+    'query { providers { id slug } }',
+    'query($v: String) { users(first: 3, filter: { search: $v }) { totalCount } }',
+    'query($id: ID!) { provider(id: $id) { id } }',
+    'query($id: ID!) { client(id: $id) { id } }',
+    'query { events(first: 2) { edges { node { id } } } }',
+  ),
+  variables: fc.record({ v: hostileString, id: hostileString }),
+}).map((b) => JSON.stringify(b));
+
 const body = fc.oneof(
+  validOperation,
   fc.record({ query: operation, variables: fc.option(fc.dictionary(fc.constantFrom('v', 'input', 'id'), fc.jsonValue({ maxDepth: 3 })), { nil: undefined }) })
     .map((b) => JSON.stringify(b)),
   fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)),
