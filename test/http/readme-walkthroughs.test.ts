@@ -190,10 +190,10 @@ test('every README shell walkthrough runs as pasted, against a real server', { t
     return m ? `${lineMap[Number(m[1]) - 1] ?? `script line ${m[1]}`}: ${m[2]}` : at;
   };
   const tail = result.output.split('\n').slice(-20).map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l)).join('\n');
-  assert.equal(result.code, 0, `a README walkthrough failed at ${where(failedAt)}\n--- last output ---\n${tail}`);
-
   // Every answer printed must be a success: no GraphQL errors, no OAuth error, no jq "null" id.
-  const lines = result.output.split('\n');
-  const bad = lines.filter((l) => /"errors"\s*:|"error"\s*:\s*"|^null$/.test(l));
-  assert.deepEqual(bad, [], `README walkthroughs printed errors:\n${bad.join('\n')}`);
+  const bad = result.output.split(/\n|(?<=\})(?=\{)/).filter((l) => /"errors"\s*:|"error"\s*:\s*"|^null$/.test(l));
+  const printed = bad.map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l)).join('\n');
+  assert.equal(result.code, 0, `a README walkthrough failed at ${where(failedAt)}\n--- errors printed ---\n${printed}\n--- last output ---\n${tail}`);
+  assert.equal(bad.length, 0, `README walkthroughs printed errors:\n${printed}`);
+
 });
