@@ -196,4 +196,15 @@ test('every README shell walkthrough runs as pasted, against a real server', { t
   assert.equal(result.code, 0, `a README walkthrough failed at ${where(failedAt)}\n--- errors printed ---\n${printed}\n--- last output ---\n${tail}`);
   assert.equal(bad.length, 0, `README walkthroughs printed errors:\n${printed}`);
 
+  // What the walkthroughs did, from the audit log: no refusal, and every way in was used.
+  await t.server.services.events.flush();
+  const events = await t.server.services.store.events.find({});
+  const refused = events.filter((e) => e.action === 'LOGIN_FAILED' || e.action === 'POLICY_DENIED');
+  assert.deepEqual(refused.map((e) => e.context), [], 'the README walkthroughs were refused somewhere');
+  const rules = new Set(events.filter((e) => e.action === 'LOGIN').map((e) => String(e.context.rule)));
+  for (const rule of ['app_password', 'client_secret', 'federated_source', 'jwt_bearer']) {
+    assert.ok(rules.has(rule), `no LOGIN by rule ${rule} (rules seen: ${[...rules].join(', ')})`);
+  }
+  assert.equal(events.filter((e) => e.action === 'TOKEN_EXCHANGED').length, 2, 'the two token exchange recipes');
+
 });
