@@ -18,6 +18,8 @@ import { SignJWT } from 'jose';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { signingKey, type SigningKey } from '../helpers/federation.js';
 
+const MARKER = '__README_BLOCK__';
+
 interface Block { section: string; line: number; text: string }
 
 /** The ```sh blocks of the README with the section (## heading) and line each starts at. */
@@ -173,6 +175,9 @@ test('every README shell walkthrough runs as pasted, against a real server', { t
   lineMap.push('(trap)');
   for (const block of run) {
     const text = substitute(block.text, tokenFile);
+    // A marker line in the output, so an error printed is traced to its block.
+    parts.push(`echo; echo '${MARKER} README.md:${block.line} (${block.section.replaceAll("'", '')})'`);
+    lineMap.push('(marker)');
     text.split('\n').forEach((_, i) => lineMap.push(`README.md:${block.line + i} (${block.section})`));
     parts.push(text);
   }
@@ -189,10 +194,15 @@ test('every README shell walkthrough runs as pasted, against a real server', { t
     const m = /^(\d+): (.*)$/s.exec(at);
     return m ? `${lineMap[Number(m[1]) - 1] ?? `script line ${m[1]}`}: ${m[2]}` : at;
   };
-  const tail = result.output.split('\n').slice(-20).map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l)).join('\n');
+  const tail = result.output.split('\n').filter((l) => l !== '' && !l.startsWith(MARKER)).slice(-20).map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l)).join('\n');
   // Every answer printed must be a success: no GraphQL errors, no OAuth error, no jq "null" id.
-  const bad = result.output.split(/\n|(?<=\})(?=\{)/).filter((l) => /"errors"\s*:|"error"\s*:\s*"|^null$/.test(l));
-  const printed = bad.map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l)).join('\n');
+  const bad: string[] = [];
+  let block = '';
+  for (const l of result.output.split(/\n|(?<=\})(?=\{)/)) {
+    if (l.startsWith(MARKER)) block = l.slice(MARKER.length + 1);
+    else if (/"errors"\s*:|"error"\s*:\s*"|^null$/.test(l)) bad.push(`${block}: ${l.length > 300 ? `${l.slice(0, 300)}…` : l}`);
+  }
+  const printed = bad.join('\n');
   assert.equal(result.code, 0, `a README walkthrough failed at ${where(failedAt)}\n--- errors printed ---\n${printed}\n--- last output ---\n${tail}`);
   assert.equal(bad.length, 0, `README walkthroughs printed errors:\n${printed}`);
 
