@@ -22,16 +22,35 @@ const MARKER = '__README_BLOCK__';
 
 interface Block { section: string; line: number; text: string }
 
-/** The ```sh blocks of the README with the section (## heading) and line each starts at. */
+/**
+ * The ```sh blocks of the README with the section (## heading) and line each starts at, and the
+ * `run: |` scripts of a ```yaml workflow marked `<!-- run: steps -->`.
+ */
 export function shellBlocks(readme: string): { run: Block[]; skipped: (Block & { reason: string })[] } {
   const lines = readme.split('\n');
   const run: Block[] = [];
   const skipped: (Block & { reason: string })[] = [];
   let section = '(top)';
   let lastComment: string | null = null;
+  let runSteps = false;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
     if (line.startsWith('## ')) section = line.slice(3).trim();
+    if (line.trim() === '<!-- run: steps -->') {
+      runSteps = true;
+      continue;
+    }
+    if (runSteps && line.trim() === '```yaml') {
+      for (i++; i < lines.length && lines[i]!.trim() !== '```'; i++) {
+        const step = /^(\s*)run: \|$/.exec(lines[i]!);
+        if (!step) continue;
+        const body: string[] = [];
+        const start = i + 2;
+        while (i + 1 < lines.length && (lines[i + 1]!.trim() === '' || indent(lines[i + 1]!) > step[1]!.length)) body.push(lines[++i]!);
+        const depth = Math.min(...body.filter((l) => l.trim()).map(indent));
+        run.push({ section, line: start, text: body.map((l) => l.slice(depth)).join('\n') });
+      }
+    }
     const notRun = /^<!-- not run: (.+) -->$/.exec(line.trim());
     if (notRun) {
       lastComment = notRun[1]!;
@@ -46,10 +65,15 @@ export function shellBlocks(readme: string): { run: Block[]; skipped: (Block & {
       else run.push(block);
       i = end;
     }
-    if (line.trim() !== '') lastComment = null;
+    if (line.trim() !== '') {
+      lastComment = null;
+      runSteps = false;
+    }
   }
   return { run, skipped };
 }
+
+const indent = (line: string): number => line.length - line.trimStart().length;
 
 /** A stand-in for a Kubernetes cluster's and GitHub Actions' OIDC issuers on one local port. */
 class StandInIssuers {
@@ -216,5 +240,9 @@ test('every README shell walkthrough runs as pasted, against a real server', { t
     assert.ok(rules.has(rule), `no LOGIN by rule ${rule} (rules seen: ${[...rules].join(', ')})`);
   }
   assert.equal(events.filter((e) => e.action === 'TOKEN_EXCHANGED').length, 2, 'the two token exchange recipes');
+  // Policies and mappings: the namespace went from the projected token to the account to userinfo.
+  assert.match(result.output, /"kubernetes_namespace":"shop"/, `the scope mapping added the namespace:\n${result.output.split('\n').slice(-6).join('\n').slice(0, 3000)}`);
+  // The GitHub Actions step hands its token to the next steps through $GITHUB_ENV.
+  assert.match(await readFile(path.join(work, 'github-env'), 'utf8'), /^ACCESS_TOKEN=eyJ[\w-]+\.[\w-]+\.[\w-]+$/m);
 
 });
