@@ -8,8 +8,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -178,7 +178,15 @@ function runBash(script: string, env: Record<string, string>): Promise<{ code: n
   });
 }
 
-test('every README shell walkthrough runs as pasted, against a real server', { timeout: 60_000 }, async () => {
+/** The README's walkthroughs need curl and jq (.ci/run installs them). */
+function missingTools(): string[] {
+  return ['curl', 'jq'].filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0);
+}
+const missing = missingTools();
+
+test('every README shell walkthrough runs as pasted, against a real server', {
+  timeout: 60_000, skip: missing.length > 0 ? `needs ${missing.join(' and ')} (apt-get install ${missing.join(' ')})` : false,
+}, async () => {
   const readme = await readFile(new URL('../../../README.md', import.meta.url), 'utf8');
   const { run, skipped } = shellBlocks(readme);
   assert.ok(run.length >= 10, `expected the README's walkthroughs, found ${run.length} runnable sh blocks`);
@@ -186,7 +194,7 @@ test('every README shell walkthrough runs as pasted, against a real server', { t
 
   const bin = path.join(work, 'bin');
   const tokenFile = path.join(work, 'projected-token');
-  await import('node:fs/promises').then((fs) => fs.mkdir(bin));
+  await mkdir(bin);
   // kubectl: only `kubectl get --raw <path>`, answered by the stand-in cluster.
   await writeFile(path.join(bin, 'kubectl'),
     `#!/bin/sh\n[ "$1 $2" = "get --raw" ] || { echo "kubectl stand-in: only 'get --raw PATH'" >&2; exit 1; }\nexec curl -sf "${issuers.base}/k8s$3"\n`);
