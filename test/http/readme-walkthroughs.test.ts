@@ -26,7 +26,7 @@ interface Block { section: string; line: number; text: string }
  * The ```sh blocks of the README with the section (## heading) and line each starts at, and the
  * `run: |` scripts of a ```yaml workflow marked `<!-- run: steps -->`.
  */
-export function shellBlocks(readme: string): { run: Block[]; skipped: (Block & { reason: string })[] } {
+function shellBlocks(readme: string): { run: Block[]; skipped: (Block & { reason: string })[] } {
   const lines = readme.split('\n');
   const run: Block[] = [];
   const skipped: (Block & { reason: string })[] = [];
@@ -159,10 +159,13 @@ function substitute(text: string, tokenFile: string): string {
 
 function runBash(script: string, env: Record<string, string>): Promise<{ code: number | null; output: string; failedAt: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-Eeuo', 'pipefail', '-c', script], { cwd: work, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group, so a hung run is stopped with every curl it started.
+    const child = spawn('bash', ['-Eeuo', 'pipefail', '-c', script], {
+      cwd: work, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+    });
     let output = '';
     let failedAt = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 50_000);
+    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 50_000);
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => {
       const text = chunk.toString();
@@ -176,6 +179,49 @@ function runBash(script: string, env: Record<string, string>): Promise<{ code: n
       resolve({ code, output, failedAt });
     });
   });
+}
+
+/** The blocks as one script; lineMap[n - 1] names the README line of the script's line n. */
+function oneScript(run: Block[], tokenFile: string): { script: string; lineMap: string[] } {
+  const lineMap = ['(trap)'];
+  const parts = ["trap 'echo \"__README_FAILED__ $LINENO: $BASH_COMMAND\" >&2' ERR"];
+  for (const block of run) {
+    // A marker line in the output, so an error printed is traced to its block.
+    parts.push(`echo; echo '${MARKER} README.md:${block.line} (${block.section.replaceAll("'", '')})'`);
+    lineMap.push('(marker)');
+    const text = substitute(block.text, tokenFile);
+    text.split('\n').forEach((_, i) => lineMap.push(`README.md:${block.line + i} (${block.section})`));
+    parts.push(text);
+  }
+  return { script: parts.join('\n'), lineMap };
+}
+
+/** Answers printed that are not successes (GraphQL errors, OAuth errors, a jq "null"), each with its block. */
+function errorsPrinted(output: string): string[] {
+  const bad: string[] = [];
+  let block = '';
+  for (const l of output.split(/\n|(?<=\})(?=\{)/)) {
+    if (l.startsWith(MARKER)) block = l.slice(MARKER.length + 1);
+    // A GraphQL answer may hold an "error" inside its data (an event's context): only "errors" count there.
+    else if (/"errors"\s*:|^null$/.test(l) || (!l.startsWith('{"data"') && /"error"\s*:\s*"/.test(l))) bad.push(`${block}: ${l.length > 300 ? `${l.slice(0, 300)}…` : l}`);
+  }
+  return bad;
+}
+
+/** What the walkthroughs did, from the audit log: only the refusal they show, and every way in used. */
+async function checkAuditLog(output: string): Promise<void> {
+  await t.server.services.events.flush();
+  const events = await t.server.services.store.events.find({});
+  // A refusal is only one the README makes on purpose and then shows (its events query prints the id).
+  const refused = events.filter((e) => e.action === 'LOGIN_FAILED' || e.action === 'POLICY_DENIED');
+  const unshown = refused.filter((e) => !output.includes(`"requestId":"${e.requestId}"`));
+  assert.deepEqual(unshown.map((e) => e.context), [], 'the README walkthroughs were refused somewhere');
+  assert.equal(refused.length, 1, 'the wrong app password of "Machines: client credentials"');
+  const rules = new Set(events.filter((e) => e.action === 'LOGIN').map((e) => String(e.context.rule)));
+  for (const rule of ['app_password', 'client_secret', 'federated_source', 'jwt_bearer']) {
+    assert.ok(rules.has(rule), `no LOGIN by rule ${rule} (rules seen: ${[...rules].join(', ')})`);
+  }
+  assert.equal(events.filter((e) => e.action === 'TOKEN_EXCHANGED').length, 2, 'the two token exchange recipes');
 }
 
 /** The README's walkthroughs need curl and jq (.ci/run installs them). */
@@ -201,19 +247,7 @@ test('every README shell walkthrough runs as pasted, against a real server', {
   await chmod(path.join(bin, 'kubectl'), 0o755);
   await writeFile(tokenFile, await issuers.projectedToken('shop', 'deployer'));
 
-  // One script: each block is preceded by a line naming it, so a failure names the README line.
-  const lineMap: string[] = [];
-  const parts = ["trap 'echo \"__README_FAILED__ $LINENO: $BASH_COMMAND\" >&2' ERR"];
-  lineMap.push('(trap)');
-  for (const block of run) {
-    const text = substitute(block.text, tokenFile);
-    // A marker line in the output, so an error printed is traced to its block.
-    parts.push(`echo; echo '${MARKER} README.md:${block.line} (${block.section.replaceAll("'", '')})'`);
-    lineMap.push('(marker)');
-    text.split('\n').forEach((_, i) => lineMap.push(`README.md:${block.line + i} (${block.section})`));
-    parts.push(text);
-  }
-  const script = parts.join('\n');
+  const { script, lineMap } = oneScript(run, tokenFile);
   const result = await runBash(script, {
     PATH: `${bin}:${process.env.PATH ?? ''}`,
     ACTIONS_ID_TOKEN_REQUEST_URL: `${issuers.base}/github/token?api-version=2.0`,
@@ -227,34 +261,15 @@ test('every README shell walkthrough runs as pasted, against a real server', {
     return m ? `${lineMap[Number(m[1]) - 1] ?? `script line ${m[1]}`}: ${m[2]}` : at;
   };
   const tail = result.output.split('\n').filter((l) => l !== '' && !l.startsWith(MARKER)).slice(-20).map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l)).join('\n');
-  // Every answer printed must be a success: no GraphQL errors, no OAuth error, no jq "null" id.
-  const bad: string[] = [];
-  let block = '';
-  for (const l of result.output.split(/\n|(?<=\})(?=\{)/)) {
-    if (l.startsWith(MARKER)) block = l.slice(MARKER.length + 1);
-    // A GraphQL answer may hold an "error" inside its data (an event's context): only "errors" count there.
-    else if (/"errors"\s*:|^null$/.test(l) || (!l.startsWith('{"data"') && /"error"\s*:\s*"/.test(l))) bad.push(`${block}: ${l.length > 300 ? `${l.slice(0, 300)}…` : l}`);
-  }
+  // Every answer printed must be a success.
+  const bad = errorsPrinted(result.output);
   const printed = bad.join('\n');
   assert.equal(result.code, 0, `a README walkthrough failed at ${where(failedAt)}\n--- errors printed ---\n${printed}\n--- last output ---\n${tail}`);
   assert.equal(bad.length, 0, `README walkthroughs printed errors:\n${printed}`);
 
-  // What the walkthroughs did, from the audit log: no refusal, and every way in was used.
-  await t.server.services.events.flush();
-  const events = await t.server.services.store.events.find({});
-  // A refusal is only one the README makes on purpose and then shows (its events query prints the id).
-  const refused = events.filter((e) => e.action === 'LOGIN_FAILED' || e.action === 'POLICY_DENIED');
-  const unshown = refused.filter((e) => !result.output.includes(`"requestId":"${e.requestId}"`));
-  assert.deepEqual(unshown.map((e) => e.context), [], 'the README walkthroughs were refused somewhere');
-  assert.equal(refused.length, 1, 'the wrong app password of "Machines: client credentials"');
-  const rules = new Set(events.filter((e) => e.action === 'LOGIN').map((e) => String(e.context.rule)));
-  for (const rule of ['app_password', 'client_secret', 'federated_source', 'jwt_bearer']) {
-    assert.ok(rules.has(rule), `no LOGIN by rule ${rule} (rules seen: ${[...rules].join(', ')})`);
-  }
-  assert.equal(events.filter((e) => e.action === 'TOKEN_EXCHANGED').length, 2, 'the two token exchange recipes');
+  await checkAuditLog(result.output);
   // Policies and mappings: the namespace went from the projected token to the account to userinfo.
-  assert.match(result.output, /"kubernetes_namespace":"shop"/, `the scope mapping added the namespace:\n${result.output.split('\n').slice(-6).join('\n').slice(0, 3000)}`);
+  assert.match(result.output, /"kubernetes_namespace":"shop"/, 'README.md "Policies and mappings": userinfo shows no kubernetes_namespace');
   // The GitHub Actions step hands its token to the next steps through $GITHUB_ENV.
   assert.match(await readFile(path.join(work, 'github-env'), 'utf8'), /^ACCESS_TOKEN=eyJ[\w-]+\.[\w-]+\.[\w-]+$/m);
-
 });
