@@ -43,7 +43,7 @@ export class GeneratedAccountService {
 
   constructor(
     private readonly collections: Pick<Collections, 'users' | 'clients' | 'providers'>,
-    users: { onChange(listener: (id: string) => void): void },
+    private readonly users: { onChange(listener: (id: string) => void): void; forgetCached(id: string): void },
   ) {
     users.onChange(() => this.byKey.clear());
   }
@@ -96,6 +96,8 @@ export class GeneratedAccountService {
       { $set: { attributes: next.attributes, expiresAt: next.expiresAt, updatedAt: new Date() } },
     );
     if (updated) this.byKey.set(key.value, updated);
+    // userinfo and token verification read users through UserService's cache: not the old attributes.
+    this.users.forgetCached(existing.id);
     return updated;
   }
 

@@ -206,6 +206,11 @@ export class UserService {
     return isUsable(user) ? user : null;
   }
 
+  /** A write made elsewhere (a generated account's attributes on a token request): read it afresh. */
+  forgetCached(id: string): void {
+    this.byId.delete(id);
+  }
+
   onChange(listener: (id: string) => void): void {
     this.changeListeners.push(listener);
   }

@@ -119,6 +119,19 @@ describe('the Kubernetes walk-through', () => {
     assert.equal(((await userinfo.json()) as Record<string, unknown>).kubernetes_namespace, 'ci');
   });
 
+  test('userinfo says the attributes the latest token request gave an existing account, not a cached older user', async () => {
+    const sub = unique('system:serviceaccount:ci:moved');
+    const userinfo = async (namespace: string) => {
+      const response = await exchange(await serviceAccountToken({ iss: 'https://my.issuer', sub }, namespace));
+      assert.equal(response.status, 200, JSON.stringify(response.body));
+      const answer = await fetch(`${t.url}/application/o/userinfo/`, { headers: { authorization: `Bearer ${String(response.body.access_token)}` } });
+      return ((await answer.json()) as Record<string, unknown>).kubernetes_namespace;
+    };
+    assert.equal(await userinfo('ci'), 'ci');
+    // The same workload, moved: its account's attribute changes on this use, and userinfo reads it.
+    assert.equal(await userinfo('prod'), 'prod');
+  });
+
   test('without the kubernetes scope the token carries no kubernetes_namespace', async () => {
     const sub = unique('system:serviceaccount:ci:plain');
     const response = await exchange(await serviceAccountToken({ iss: 'https://my.issuer', sub }), 'openid');
