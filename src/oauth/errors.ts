@@ -49,5 +49,4 @@ export class OAuthError extends Error {
   }
 }
 
-export const invalidRequest = (description: string, detail?: string) => new OAuthError('invalid_request', description, detail);
 export const invalidGrant = (description: string, detail?: string) => new OAuthError('invalid_grant', description, detail);

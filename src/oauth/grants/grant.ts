@@ -6,7 +6,7 @@
 import type { GrantType } from '../../domain/model.js';
 import type { Services } from '../../domain/services.js';
 import type { FormParams } from '../../http/body.js';
-import type { AuthenticatedClient, PresentedClient } from '../client-auth.js';
+import type { AuthenticatedClient } from '../client-auth.js';
 import type { VerifiedProof } from '../../domain/dpop.js';
 import { OAuthError } from '../errors.js';
 
@@ -15,10 +15,6 @@ export interface TokenRequest {
   requestId: string;
   /** The client, authenticated as `requireClientSecret` asked. */
   client: AuthenticatedClient;
-  /** What the request presented, for grants with their own secret rules (client_credentials). */
-  presented: PresentedClient;
-  /** The raw Authorization header, if any. */
-  authorization: string | undefined;
   /** The `resource` (and, for token exchange, `audience`) values, each in the client's allowedAudiences (RFC 8707). */
   audience: string[];
   /**
