@@ -50,7 +50,7 @@ export async function findLiveToken(
       const verified = await services.tokens.verifyAccessToken(token);
       if (verified) return verified.provider.id === provider.id ? { kind, verified } : null;
     } else {
-      const record = await services.tokens.findRefreshToken(token);
+      const record = await services.tokens.refreshTokens.find(token);
       if (record) {
         const live = record.providerId === provider.id && record.revokedAt === null && record.usedAt === null && record.expiresAt.getTime() > Date.now();
         return live ? { kind, record } : null;

@@ -22,7 +22,7 @@ export const refreshTokenGrant: Grant = {
     const asked = scopeParam === undefined ? null : parseScopeParameter(scopeParam);
     if (scopeParam !== undefined && asked === null) throw new OAuthError('invalid_scope', 'the scope parameter is malformed');
 
-    const record = presented.length <= 512 ? await services.tokens.findRefreshToken(presented) : null;
+    const record = presented.length <= 512 ? await services.tokens.refreshTokens.find(presented) : null;
     if (!record) throw invalidGrant('the refresh token is invalid', 'unknown refresh token');
     // Another client's token is not spent: the legitimate holder keeps it.
     if (record.clientId !== client.clientId) throw invalidGrant('the refresh token is invalid', `refresh token of client ${record.clientId}`);
@@ -37,7 +37,7 @@ export const refreshTokenGrant: Grant = {
     }
     const user = await services.users.get(record.userId);
     if (!user || !isUsable(user)) {
-      await services.tokens.revokeRefreshFamily(record.familyId, now);
+      await services.tokens.refreshTokens.revokeFamily(record.familyId, now);
       throw invalidGrant('the refresh token is invalid', 'the user is gone or inactive');
     }
     // Scopes the admin has since taken from the client are not renewed.
@@ -48,12 +48,12 @@ export const refreshTokenGrant: Grant = {
     const authorized = await authorizeUserTokens(services, { provider, client, user, scopes, requestId, grant: 'refresh_token', audience }, 'invalid_grant');
 
     // The one conditional update that decides which of several racing uses wins.
-    const spent = await services.store.refreshTokenRepository.spend(record.tokenHash, now);
+    const spent = await services.tokens.refreshTokens.spend(record, now);
     if (!spent) return reused(record.familyId);
     return issueUserTokens(services, { ...authorized, refreshFamilyId: spent.familyId });
 
     async function reused(familyId: string): Promise<never> {
-      const revoked = await services.tokens.revokeRefreshFamily(familyId, now);
+      const revoked = await services.tokens.refreshTokens.revokeFamily(familyId, now);
       services.logger.warn({ requestId, clientId: client.clientId, familyId, revoked }, 'refresh token reused: family revoked');
       throw invalidGrant('the refresh token is invalid', 'refresh token reused; its family is revoked');
     }

@@ -116,7 +116,7 @@ export async function issueUserTokens(
   }
   if (refreshFamilyId) {
     // Rotation keeps the new refresh token in its family.
-    const refresh = await services.tokens.issueRefreshToken({
+    const refresh = await services.tokens.refreshTokens.issue({
       provider, clientId: client.clientId, userId: user.id, scopes, familyId: refreshFamilyId, notAfter, audience: input.audience ?? null,
       // RFC 9449 §5: a confidential client's refresh token is bound by its authentication, a public client's by the key.
       dpopJkt: client.type === 'PUBLIC' ? jkt : null,
