@@ -86,8 +86,22 @@ export interface Collections {
   dpopProofs: DocumentCollection<DpopProofRecord>;
 }
 
+/**
+ * Where rate limits count when they must hold across processes: what rate-limiter-flexible's
+ * RateLimiterMongo takes (a client whose `collection(name)` it uses, and the collection's name).
+ */
+export interface RateLimiterBackend {
+  storeClient: { collection(name: string): unknown };
+  tableName: string;
+}
+
 export interface StoreAdapter extends Collections {
   readonly kind: 'embedded' | 'mongodb';
+  /**
+   * The backend rate limits count in, shared by every process on the store; absent or null: the
+   * counters live in process memory (the embedded store has one process).
+   */
+  rateLimiterBackend?(): RateLimiterBackend | null;
   /** Resolves when the store answers; throws otherwise (readiness). */
   ping(): Promise<void>;
   /** Flushes pending writes and releases files or connections. */
