@@ -206,3 +206,18 @@ export class UnknownClientEventLimiter {
     );
   }
 }
+
+/** The limits the endpoints count against, made once per process over the store's backend. */
+export interface RateLimits {
+  wrongUserCodes: WrongUserCodeLimiter;
+  failedSignIns: FailedSignInLimiter;
+  deviceAuthorizations: DeviceAuthorizationLimiter;
+}
+
+export function createRateLimits(store: StoreAdapter, limits: { signInPerAddress: number; deviceAuthorizationsPerMinute: number }): RateLimits {
+  return {
+    wrongUserCodes: createUserCodeLimiter(store),
+    failedSignIns: new FailedSignInLimiter(store, limits.signInPerAddress),
+    deviceAuthorizations: new DeviceAuthorizationLimiter(store, limits.deviceAuthorizationsPerMinute),
+  };
+}

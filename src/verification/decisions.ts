@@ -4,7 +4,7 @@
  */
 import type { Services } from '../domain/services.js';
 import type { DeviceAuthorization, User } from '../domain/model.js';
-import { deviceFlowFor, type DecideResult, type UserCodeLookup } from '../domain/device-flow.js';
+import { type DecideResult, type UserCodeLookup } from '../domain/device-flow.js';
 import type { RateLimitSubject, WrongUserCodeLimiter } from '../domain/rate-limits.js';
 
 export type LimitedLookup = UserCodeLookup | { kind: 'limited'; retryAfterSeconds: number };
@@ -18,7 +18,7 @@ export async function lookupUserCode(
 ): Promise<LimitedLookup> {
   const verdict = await limiter.consume(subject);
   if (verdict.limited) return { kind: 'limited', retryAfterSeconds: verdict.retryAfterSeconds };
-  const found = await deviceFlowFor(services.store).findByUserCode(entered);
+  const found = await services.deviceFlow.findByUserCode(entered);
   if (found.kind !== 'unknown') await limiter.refund(subject);
   return found;
 }
@@ -27,7 +27,7 @@ export async function recordDecision(
   services: Services,
   input: { authorization: DeviceAuthorization; user: User; decision: 'allow' | 'deny'; requestId: string; via: 'page' | 'json' },
 ): Promise<DecideResult> {
-  const result = await deviceFlowFor(services.store).decide(input.authorization, input.decision, input.user.id);
+  const result = await services.deviceFlow.decide(input.authorization, input.decision, input.user.id);
   if (result.kind === 'decided') {
     services.events.record({
       action: input.decision === 'allow' ? 'DEVICE_AUTHORIZED' : 'DEVICE_DENIED',

@@ -12,7 +12,7 @@ import type { Services } from '../domain/services.js';
 import type { User } from '../domain/model.js';
 import { displayUserCode, MAX_USER_CODE_ENTRY } from '../domain/device-flow.js';
 import { userCodeAlphabet } from '../domain/providers.js';
-import { createUserCodeLimiter, FailedSignInLimiter, type WrongUserCodeLimiter } from '../domain/rate-limits.js';
+import type { FailedSignInLimiter, WrongUserCodeLimiter } from '../domain/rate-limits.js';
 import { limitedSignIn } from './sign-in.js';
 import { isPerson, isUsable } from '../domain/users.js';
 import { readFormBody, type FormParams } from '../http/body.js';
@@ -20,7 +20,6 @@ import { OAuthError } from '../oauth/errors.js';
 import { both } from '../http/routing.js';
 import { consentPage, donePage, enterCodePage, messagePage, signInPage } from './pages.js';
 import { csrfMatches, newSession, readSession, signIn, signOut, writeSession, type DeviceSession, type SessionOptions } from './session.js';
-import { DeviceSessionStore } from '../domain/device-sessions.js';
 import { handleJsonDecision } from './json-form.js';
 import { lookupUserCode, recordDecision } from './decisions.js';
 
@@ -188,9 +187,8 @@ async function postPage(p: PageContext, body: FormParams): Promise<void> {
 }
 
 export function registerVerificationRoutes(router: Router, services: Services): void {
-  const limiter = createUserCodeLimiter(services.store);
-  const signIns = new FailedSignInLimiter(services.store, services.config.signInPerAddress);
-  const sessionOptions: SessionOptions = { secure: services.config.publicUrl.startsWith('https:'), sessions: new DeviceSessionStore(services.store) };
+  const { wrongUserCodes: limiter, failedSignIns: signIns } = services.rateLimits;
+  const sessionOptions: SessionOptions = { secure: services.config.publicUrl.startsWith('https:'), sessions: services.deviceSessions };
 
   both(router, ['GET', 'POST'], '/device', async (ctx) => {
     const nonce = randomBytes(16).toString('base64');

@@ -4,7 +4,6 @@
  * already exchanged, missing or wrong code_verifier) → expired_token → slow_down → access_denied
  * → authorization_pending → the bound policies (access_denied) → tokens, exactly once per code.
  */
-import { deviceFlowFor } from '../../domain/device-flow.js';
 import { isUsable } from '../../domain/users.js';
 import { OAuthError, invalidGrant } from '../errors.js';
 import { verifierMatches } from '../pkce.js';
@@ -22,7 +21,7 @@ export const deviceCodeGrant: Grant = {
     const deviceCode = params.get('device_code');
     if (!deviceCode) throw new OAuthError('invalid_request', 'device_code is required');
     const codeVerifier = params.get('code_verifier');
-    const flow = deviceFlowFor(services.store);
+    const flow = services.deviceFlow;
 
     const authorization = await flow.findByDeviceCode(deviceCode);
     if (!authorization) throw invalidGrant('the device code is invalid', 'unknown device_code');
