@@ -15,6 +15,9 @@ import { oauthEndpoint, type OAuthAdmission } from './endpoint.js';
 import { authenticateClient, extractClientCredentials, requireGrant } from './client-auth.js';
 import { parseCodeChallenge } from './pkce.js';
 
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'clients' | 'config' | 'deviceFlow' | 'providers' | 'rateLimits'>;
+
 export interface DeviceAuthorizationResponse {
   device_code: string;
   user_code: string;
@@ -75,7 +78,7 @@ export function requestedScopes(body: FormParams): string[] {
 }
 
 /** More than the configured device authorizations from one address in a minute: 429 slow_down (contract, version 2). */
-function perAddressLimit(services: Services): OAuthAdmission {
+function perAddressLimit(services: ServicesUsed): OAuthAdmission {
   const limiter = services.rateLimits.deviceAuthorizations;
   return async (ctx) => {
     const verdict = await limiter.consume(ctx.state.clientAddress as string);
@@ -86,7 +89,7 @@ function perAddressLimit(services: Services): OAuthAdmission {
   };
 }
 
-export function deviceAuthorizationEndpoint(services: Services) {
+export function deviceAuthorizationEndpoint(services: ServicesUsed) {
   return oauthEndpoint(async (ctx, { body }) => {
     if (ctx.method !== 'POST') throw new OAuthError('invalid_request', 'the device authorization endpoint takes POST');
     const query = readQuery(ctx);

@@ -11,7 +11,10 @@ import { oauthEndpoint } from './endpoint.js';
 import { OAuthError } from './errors.js';
 import { authenticatedTokenRequest, findLiveToken, type FoundToken } from './introspection.js';
 
-export function revocationEndpoint(services: Services) {
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'clients' | 'events' | 'logger' | 'providers' | 'tokens' | 'users'>;
+
+export function revocationEndpoint(services: ServicesUsed) {
   return oauthEndpoint(async (ctx, { body, requestId }) => {
     const { client, token, hint } = await authenticatedTokenRequest(services, ctx.get('authorization') || undefined, body);
     let found: FoundToken | null = await findLiveToken(services, client.provider, token, hint);

@@ -7,6 +7,9 @@ import type { DeviceAuthorization, User } from '../domain/model.js';
 import { type DecideResult, type UserCodeLookup } from '../domain/device-flow.js';
 import type { RateLimitSubject, WrongUserCodeLimiter } from '../domain/rate-limits.js';
 
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'deviceFlow' | 'events'>;
+
 export type LimitedLookup = UserCodeLookup | { kind: 'limited'; retryAfterSeconds: number };
 
 /**
@@ -14,7 +17,7 @@ export type LimitedLookup = UserCodeLookup | { kind: 'limited'; retryAfterSecond
  * lookup (so parallel guesses cannot all pass one check) and is given back when the code exists.
  */
 export async function lookupUserCode(
-  services: Services, limiter: WrongUserCodeLimiter, entered: string, subject: RateLimitSubject,
+  services: ServicesUsed, limiter: WrongUserCodeLimiter, entered: string, subject: RateLimitSubject,
 ): Promise<LimitedLookup> {
   const verdict = await limiter.consume(subject);
   if (verdict.limited) return { kind: 'limited', retryAfterSeconds: verdict.retryAfterSeconds };
@@ -24,7 +27,7 @@ export async function lookupUserCode(
 }
 
 export async function recordDecision(
-  services: Services,
+  services: ServicesUsed,
   input: { authorization: DeviceAuthorization; user: User; decision: 'allow' | 'deny'; requestId: string; via: 'page' | 'json' },
 ): Promise<DecideResult> {
   const result = await services.deviceFlow.decide(input.authorization, input.decision, input.user.id);

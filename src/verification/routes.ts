@@ -23,6 +23,9 @@ import { csrfMatches, newSession, readSession, signIn, signOut, writeSession, ty
 import { handleJsonDecision } from './json-form.js';
 import { lookupUserCode, recordDecision } from './decisions.js';
 
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'appPasswords' | 'clients' | 'config' | 'deviceFlow' | 'deviceSessions' | 'events' | 'providers' | 'rateLimits' | 'users'>;
+
 const MESSAGES = {
   unknown: "We don't recognise that code. Check it against your device and try again.",
   expired: 'That code has expired. Start again on your device to get a new code.',
@@ -37,7 +40,7 @@ const MESSAGES = {
 
 interface PageContext {
   ctx: Context;
-  services: Services;
+  services: ServicesUsed;
   limiter: WrongUserCodeLimiter;
   signIns: FailedSignInLimiter;
   session: DeviceSession;
@@ -71,7 +74,7 @@ function deviceUrl(code: string | null): string {
   return code ? `/device?code=${encodeURIComponent(code)}` : '/device';
 }
 
-async function currentUser(services: Services, session: DeviceSession | null): Promise<User | null> {
+async function currentUser(services: ServicesUsed, session: DeviceSession | null): Promise<User | null> {
   if (!session?.userId) return null;
   const user = await services.users.get(session.userId);
   return user && isUsable(user) && isPerson(user) ? user : null;
@@ -186,7 +189,7 @@ async function postPage(p: PageContext, body: FormParams): Promise<void> {
   return send(ctx, 400, enterCodePage({ ...frame, title: 'Enter your code', code, error: MESSAGES.badForm }));
 }
 
-export function registerVerificationRoutes(router: Router, services: Services): void {
+export function registerVerificationRoutes(router: Router, services: ServicesUsed): void {
   const { wrongUserCodes: limiter, failedSignIns: signIns } = services.rateLimits;
   const sessionOptions: SessionOptions = { secure: services.config.publicUrl.startsWith('https:'), sessions: services.deviceSessions };
 

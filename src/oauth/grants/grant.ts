@@ -38,7 +38,8 @@ export interface TokenResponse {
   issued_token_type?: string;
 }
 
-export interface Grant {
+/** A grant over the services it uses (`Reach`: a Pick of Services, so its reach is in its signature). */
+export interface Grant<Reach = Services> {
   /** The grant_type parameter value. */
   grantType: string;
   /** The grant the client must hold (contract: unauthorized_client otherwise). */
@@ -50,7 +51,7 @@ export interface Grant {
    * secret, grant not allowed); grants whose every attempt must be an event set it.
    */
   failureAction?: string;
-  handle(services: Services, request: TokenRequest): Promise<TokenResponse>;
+  handle(services: Reach, request: TokenRequest): Promise<TokenResponse>;
 }
 
 /** A grant input bound to a DPoP key (a device code, a refresh token) is redeemed only with a proof by that key. */

@@ -4,6 +4,7 @@
  * a spent token again means it leaked: the whole family is revoked (RFC 9700 §4.14.2).
  * Scope may only narrow. Bound policies decide before the token is spent (invalid_grant).
  */
+import type { Services } from '../../domain/services.js';
 import { parseScopeParameter, permittedScopes } from '../../domain/scopes.js';
 import { isUsable } from '../../domain/users.js';
 import { OAuthError, invalidGrant } from '../errors.js';
@@ -11,7 +12,10 @@ import { requireBoundKey, type Grant } from './grant.js';
 import { authorizeUserTokens, issueUserTokens } from './user-tokens.js';
 import { narrowed } from '../audience.js';
 
-export const refreshTokenGrant: Grant = {
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'events' | 'logger' | 'policies' | 'tokens' | 'users'>;
+
+export const refreshTokenGrant: Grant<ServicesUsed> = {
   grantType: 'refresh_token',
   clientGrant: 'REFRESH_TOKEN',
   requireClientSecret: true,
