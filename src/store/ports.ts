@@ -7,9 +7,8 @@
  */
 import type {
   AppPassword, AuditEvent, Client, DeviceAuthorization, FederatedSource, Provider, RefreshToken,
-  RevokedToken, SigningKey, DeviceSessionRecord, User, ExpressionPolicy, PolicyBinding, SourcePropertyMapping, ScopeMapping,
+  RevokedToken, SigningKey, DeviceSessionRecord, User, ExpressionPolicy, PolicyBinding, SourcePropertyMapping, ScopeMapping, DpopProofRecord,
 } from '../domain/model.js';
-import type { DpopProofRecord } from '../domain/dpop.js';
 
 export type Scalar = string | number | boolean | Date | null;
 
