@@ -21,12 +21,24 @@ export interface Operators {
   $in?: Scalar[];
   $nin?: Scalar[];
   $exists?: boolean;
+  /**
+   * What the domain sends is only a case-insensitive literal contains (literalContains below: the
+   * users search); both stores evaluate it natively, the embedded one through its trigram index.
+   */
+  $regex?: RegExp;
+}
+
+/** A case-insensitive substring test of `text`, taken literally (regex characters escaped). */
+export function literalContains(text: string): Operators {
+  return { $regex: new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'i') };
 }
 
 /** Field path → value (equality; arrays match an element) or operators. `id` is the record's id. */
 export interface Filter {
   [field: string]: Scalar | Operators | Filter[] | undefined;
   $or?: Filter[];
+  /** Conditions kept apart from the rest (the embedded store plans them apart: pagination.ts). */
+  $and?: Filter[];
 }
 
 export interface Update {
