@@ -51,6 +51,23 @@ function isReadyMessage(message: unknown): boolean {
   return typeof message === 'object' && message !== null && (message as { type?: unknown }).type === READY;
 }
 
+const liveWorkers = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+
+/** Workers still running SHUTDOWN_GRACE_MS after the SIGTERM are killed, and the primary exits. */
+function killAfterGrace(logger: Logger): void {
+  setTimeout(() => {
+    for (const worker of liveWorkers()) worker.process.kill('SIGKILL');
+    logger.error('workers did not stop in time; killed');
+    process.exit(1);
+  }, SHUTDOWN_GRACE_MS).unref();
+}
+
+/** The deaths within DEATH_WINDOW_MS, this one (at `now`) included. */
+const recentDeaths = (deaths: number[], now: number): number[] => [...deaths.filter((t) => now - t < DEATH_WINDOW_MS), now];
+
+/** A crash loop backs off: the first death restarts at once, then 1 s, 2 s, ... up to 30 s. */
+const restartDelayMs = (deaths: number[]): number => (deaths.length <= 1 ? 0 : Math.min(30_000, 500 * 2 ** (deaths.length - 1)));
+
 /** The primary process: never returns; exits when the workers are gone after a signal, or when start-up fails. */
 export function runPrimary(config: Config, logger: Logger): void {
   const wanted = config.workers;
@@ -60,8 +77,6 @@ export function runPrimary(config: Config, logger: Logger): void {
   let exitCode = 0;
   let deaths: number[] = [];
   const pendingRestarts = new Set<NodeJS.Timeout>();
-
-  const liveWorkers = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
 
   const fork = (): Worker => {
     const worker = cluster.fork();
@@ -94,11 +109,7 @@ export function runPrimary(config: Config, logger: Logger): void {
     for (const worker of liveWorkers()) {
       if (!worker.isDead()) worker.process.kill('SIGTERM');
     }
-    setTimeout(() => {
-      for (const worker of liveWorkers()) worker.process.kill('SIGKILL');
-      logger.error('workers did not stop in time; killed');
-      process.exit(1);
-    }, SHUTDOWN_GRACE_MS).unref();
+    killAfterGrace(logger);
     finishIfDone();
   };
 
@@ -120,9 +131,8 @@ export function runPrimary(config: Config, logger: Logger): void {
       if (liveWorkers().length === 0) process.exit(0);
       return;
     }
-    const now = Date.now();
-    deaths = [...deaths.filter((t) => now - t < DEATH_WINDOW_MS), now];
-    const delay = deaths.length <= 1 ? 0 : Math.min(30_000, 500 * 2 ** (deaths.length - 1));
+    deaths = recentDeaths(deaths, Date.now());
+    const delay = restartDelayMs(deaths);
     logger.error({ worker: worker.id, pid: worker.process.pid, code, signal, restartInMs: delay }, 'a worker died; starting a replacement');
     const timer = setTimeout(() => {
       pendingRestarts.delete(timer);

@@ -3,6 +3,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { ConfigError, resolveSecretKey } from './config.js';
@@ -69,21 +70,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 30_000;
-  // Requests Node's parser refuses (malformed, header too large) never reach Koa: answer them
-  // with the contract's JSON body and an X-Request-Id too, instead of Node's bare 400.
-  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-    if (error.code === 'ECONNRESET' || !socket.writable || (socket as { _httpMessage?: unknown })._httpMessage) {
-      socket.destroy();
-      return;
-    }
-    const [status, description] =
-      error.code === 'HPE_HEADER_OVERFLOW' ? ['431 Request Header Fields Too Large', 'the request headers are too large']
-      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? ['408 Request Timeout', 'the request took too long to arrive']
-      : ['400 Bad Request', 'the request is not valid HTTP'];
-    const id = newRequestId();
-    const body = JSON.stringify({ error: 'invalid_request', error_description: description, request_id: id });
-    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${id}\r\nConnection: close\r\n\r\n${body}`);
-  });
+  server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
@@ -115,4 +102,22 @@ export async function startServer(config: Config, logger: Logger, options: Start
     })());
 
   return { url, services, firstStartToken: printedToken, stop };
+}
+
+/**
+ * Requests Node's parser refuses (malformed, header too large) never reach Koa: answer them with
+ * the contract's JSON body and an X-Request-Id too, instead of Node's bare 400.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || !socket.writable || (socket as { _httpMessage?: unknown })._httpMessage) {
+    socket.destroy();
+    return;
+  }
+  const [status, description] =
+    error.code === 'HPE_HEADER_OVERFLOW' ? ['431 Request Header Fields Too Large', 'the request headers are too large']
+    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? ['408 Request Timeout', 'the request took too long to arrive']
+    : ['400 Bad Request', 'the request is not valid HTTP'];
+  const id = newRequestId();
+  const body = JSON.stringify({ error: 'invalid_request', error_description: description, request_id: id });
+  socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${id}\r\nConnection: close\r\n\r\n${body}`);
 }

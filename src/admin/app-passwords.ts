@@ -1,8 +1,7 @@
 import 'reflect-metadata';
 import { Arg, Ctx, Field, FieldResolver, ID, InputType, Mutation, ObjectType, Resolver, Root } from 'type-graphql';
-import type { AdminContext } from './context.js';
+import { recordConfigChange, type AdminContext } from './context.js';
 import { DateTimeScalar } from './scalars.js';
-import { recordConfigChange } from './providers.js';
 import { UserObject } from './users.js';
 import type { AppPassword, User } from '../domain/model.js';
 

@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { Arg, Ctx, Field, FieldResolver, ID, InputType, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
-import type { AdminContext } from './context.js';
+import { recordConfigChange, setFields, type AdminContext } from './context.js';
 import { DateTimeScalar } from './scalars.js';
 import { ClientTypeEnum, GrantTypeEnum } from './enums.js';
-import { ProviderType, recordConfigChange, setFields } from './providers.js';
+import { ProviderType } from './providers.js';
 import type { Client, ClientType, GrantType, Provider } from '../domain/model.js';
 import type { ClientWithSecret } from '../domain/clients.js';
 import { ValidationError } from '../domain/errors.js';

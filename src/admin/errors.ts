@@ -34,6 +34,3 @@ export function formatAdminError(logger: Logger) {
   };
 }
 
-export function badUserInput(field: string, message: string): ValidationError {
-  return new ValidationError(field, message);
-}

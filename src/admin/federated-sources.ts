@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { Arg, Ctx, Field, FieldResolver, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
-import type { AdminContext } from './context.js';
+import { recordConfigChange, setFields, type AdminContext } from './context.js';
 import { DateTimeScalar, JSONScalar } from './scalars.js';
-import { ProviderType, recordConfigChange, setFields } from './providers.js';
+import { ProviderType } from './providers.js';
 import type { FederatedSource, Provider } from '../domain/model.js';
 import { ValidationError } from '../domain/errors.js';
 

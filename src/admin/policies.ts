@@ -4,9 +4,8 @@
  * Expressions are compiled and type-checked on save: a bad one is BAD_USER_INPUT naming the position.
  */
 import { Arg, Ctx, Field, FieldResolver, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root, registerEnumType } from 'type-graphql';
-import type { AdminContext } from './context.js';
+import { recordConfigChange, type AdminContext } from './context.js';
 import { DateTimeScalar, JSONScalar } from './scalars.js';
-import { recordConfigChange } from './providers.js';
 import type { ExpressionPolicy, PolicyBinding, PolicyTargetType, ScopeMapping, SourcePropertyMapping } from '../domain/model.js';
 import type { ExpressionTestResult } from '../domain/policies/service.js';
 import { NotFoundError } from '../domain/errors.js';

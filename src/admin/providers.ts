@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { Arg, Ctx, Field, FieldResolver, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
-import type { AdminContext } from './context.js';
+import { recordConfigChange, setFields, type AdminContext } from './context.js';
 import { DateTimeScalar } from './scalars.js';
 import { SigningAlgorithmEnum, UserCodeCharsetEnum } from './enums.js';
 import type { DeviceFlowSettings, Provider, SigningAlgorithm, UserCodeCharset } from '../domain/model.js';
@@ -137,19 +137,4 @@ export class ProviderResolver {
     recordConfigChange(ctx, 'deleteProvider', { providerId: id });
     return true;
   }
-}
-
-/** Every mutation leaves a CONFIG_CHANGED event: who, what, when, never a secret. */
-export function recordConfigChange(ctx: AdminContext, operation: string, details: Record<string, unknown>): void {
-  ctx.services.events.record({
-    action: 'CONFIG_CHANGED',
-    requestId: ctx.requestId,
-    username: ctx.admin.username,
-    context: { operation, ...details },
-  });
-}
-
-/** The names of the fields an input set, for the audit log (never their values: they may be secret). */
-export function setFields(input: object): string[] {
-  return Object.entries(input).filter(([, v]) => v !== undefined).map(([k]) => k);
 }

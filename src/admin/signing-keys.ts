@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { Arg, Ctx, Field, FieldResolver, ID, Int, Mutation, ObjectType, Resolver, Root } from 'type-graphql';
-import type { AdminContext } from './context.js';
+import { recordConfigChange, type AdminContext } from './context.js';
 import { DateTimeScalar } from './scalars.js';
 import { SigningAlgorithmEnum, SigningKeyStatusEnum } from './enums.js';
-import { ProviderType, recordConfigChange } from './providers.js';
+import { ProviderType } from './providers.js';
 import type { Provider, SigningAlgorithm, SigningKey, SigningKeyStatus } from '../domain/model.js';
 import { statusOf } from '../domain/keys.js';
 import { NotFoundError } from '../domain/errors.js';

@@ -1,9 +1,8 @@
 import 'reflect-metadata';
 import { Arg, Ctx, Field, FieldResolver, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
-import type { AdminContext } from './context.js';
+import { recordConfigChange, setFields, type AdminContext } from './context.js';
 import { DateTimeScalar, JSONScalar } from './scalars.js';
 import { UserTypeEnum } from './enums.js';
-import { recordConfigChange, setFields } from './providers.js';
 import { connection, pageRequest, PageInfoType } from './pagination.js';
 import type { User, UserType } from '../domain/model.js';
 import type { UserListFilter } from '../domain/users.js';

@@ -4,7 +4,6 @@
  * and returned once so main can print it.
  */
 import type { Services } from './services.js';
-import { generateSecret } from './secrets.js';
 
 export const ADMIN_USERNAME = 'admin';
 

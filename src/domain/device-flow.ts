@@ -218,12 +218,3 @@ export class DeviceFlowService {
     return fresh && fresh.status === 'pending' ? { kind: 'expired' } : { kind: 'already_decided' };
   }
 }
-
-const services = new WeakMap<object, DeviceFlowService>();
-
-/** One DeviceFlowService per store (it holds no state of its own; this only saves allocations). */
-export function deviceFlowFor(store: DeviceFlowStore): DeviceFlowService {
-  let service = services.get(store);
-  if (!service) services.set(store, (service = new DeviceFlowService(store)));
-  return service;
-}

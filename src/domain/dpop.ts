@@ -12,6 +12,7 @@
  */
 import { createHash, createHmac, createPublicKey, randomUUID, timingSafeEqual, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, decodeProtectedHeader, errors, jwtVerify, type JWK } from 'jose';
+import type { DpopProofRecord } from './model.js';
 import type { Collections } from '../store/ports.js';
 import { ConflictError } from '../store/errors.js';
 import { Memo } from './cache.js';
@@ -53,15 +54,6 @@ export interface VerifiedProof {
   jwk: JWK;
   jti: string;
   iat: number;
-}
-
-export interface DpopProofRecord {
-  id: string;
-  /** SHA-256 (hex) of the key's thumbprint and the jti: unique, so a second use is a ConflictError. */
-  jtiHash: string;
-  /** After this the proof's iat is out of the window: the record is no longer needed. */
-  expiresAt: Date;
-  createdAt: Date;
 }
 
 const invalid = (description: string) => new DpopError('invalid_dpop_proof', description);

@@ -266,3 +266,13 @@ export interface ScopeMapping {
   createdAt: Date;
   updatedAt: Date;
 }
+
+/** A DPoP proof (RFC 9449) seen once: its jti is not accepted again. */
+export interface DpopProofRecord {
+  id: string;
+  /** SHA-256 (hex) of the key's thumbprint and the jti: unique, so a second use is a ConflictError. */
+  jtiHash: string;
+  /** After this the proof's iat is out of the window: the record is no longer needed. */
+  expiresAt: Date;
+  createdAt: Date;
+}

@@ -82,6 +82,6 @@ function pageFilter(filter: Filter, after: PagePosition | null, order: 1 | -1): 
   // the cursor's $or only breaks ties between records created in the same millisecond.
   const paged: Filter = { ...rest, createdAt: { [towards]: after.createdAt } };
   paged.$or = [{ createdAt: { [strictly]: after.createdAt } }, { id: { [strictly]: after.id } }];
-  if ($or) paged.$and = [...((rest.$and as Filter[] | undefined) ?? []), { $or }];
+  if ($or) paged.$and = [...(rest.$and ?? []), { $or }];
   return paged;
 }

@@ -70,18 +70,10 @@ async function refundAll(entries: ReadonlyArray<readonly [RateLimiterAbstract, s
   for (const [limiter, key] of entries) await limiter.reward(key, points);
 }
 
-/** What the MongoDB store offers rate-limiter-flexible: its client and the counters' collection. */
-interface MongoRateLimitBackend { storeClient: unknown; tableName: string }
-
-function mongoBackendOf(store: StoreAdapter): MongoRateLimitBackend | null {
-  const candidate = (store as StoreAdapter & { mongoRateLimits?: MongoRateLimitBackend }).mongoRateLimits;
-  return store.kind === 'mongodb' && candidate ? candidate : null;
-}
-
 /** A counter in the store's own backend: MongoDB across processes, memory for the single embedded process. */
 function createLimiter(store: StoreAdapter, options: { keyPrefix: string; points: number; duration: number }): RateLimiterAbstract {
-  const mongo = mongoBackendOf(store);
-  if (mongo) {
+  const shared = store.rateLimiterBackend?.() ?? null;
+  if (shared) {
     const RateLimiterMongo = require('rate-limiter-flexible/lib/RateLimiterMongo.js') as typeof Flexible.RateLimiterMongo;
     // The store made the collection's indexes at start-up (a failure stopped it there); left to
     // the library, they would be made unawaited, with a failure only on console.error. Its
@@ -89,7 +81,7 @@ function createLimiter(store: StoreAdapter, options: { keyPrefix: string; points
     // A key over its limit is refused from memory until its window ends: a flood past the limit
     // costs MongoDB nothing.
     return new RateLimiterMongo({
-      ...options, ...mongo, disableIndexesCreation: true, inMemoryBlockOnConsumed: options.points + 1,
+      ...options, ...shared, disableIndexesCreation: true, inMemoryBlockOnConsumed: options.points + 1,
     }) as unknown as RateLimiterAbstract;
   }
   return memoryLimiter(options);
@@ -213,4 +205,19 @@ export class UnknownClientEventLimiter {
       },
     );
   }
+}
+
+/** The limits the endpoints count against, made once per process over the store's backend. */
+export interface RateLimits {
+  wrongUserCodes: WrongUserCodeLimiter;
+  failedSignIns: FailedSignInLimiter;
+  deviceAuthorizations: DeviceAuthorizationLimiter;
+}
+
+export function createRateLimits(store: StoreAdapter, limits: { signInPerAddress: number; deviceAuthorizationsPerMinute: number }): RateLimits {
+  return {
+    wrongUserCodes: createUserCodeLimiter(store),
+    failedSignIns: new FailedSignInLimiter(store, limits.signInPerAddress),
+    deviceAuthorizations: new DeviceAuthorizationLimiter(store, limits.deviceAuthorizationsPerMinute),
+  };
 }

@@ -16,6 +16,9 @@ import { PolicyService } from './policies/service.js';
 import { IncomingJwtVerifier } from './federation/incoming-jwt.js';
 import { GeneratedAccountService } from './generated-accounts.js';
 import { DpopVerifier } from './dpop.js';
+import { DeviceFlowService } from './device-flow.js';
+import { DeviceSessionStore } from './device-sessions.js';
+import { createRateLimits, type RateLimits } from './rate-limits.js';
 
 export interface Services {
   config: Config;
@@ -38,6 +41,12 @@ export interface Services {
   policies: PolicyService;
   /** DPoP proofs (RFC 9449): the one verifier, its replay record in the store. */
   dpop: DpopVerifier;
+  /** The device flow (RFC 8628): start, poll, decide. */
+  deviceFlow: DeviceFlowService;
+  /** The /device page's signed-in sessions. */
+  deviceSessions: DeviceSessionStore;
+  /** The counters against guessing and flooding, in the store's backend. */
+  rateLimits: RateLimits;
 }
 
 export function createServices(config: Config, store: Store, logger: Logger, secretKey: string, clock: Clock = systemClock): Services {
@@ -71,5 +80,8 @@ export function createServices(config: Config, store: Store, logger: Logger, sec
     generatedAccounts: new GeneratedAccountService(store, users),
     policies: new PolicyService(store, events, logger),
     dpop: new DpopVerifier(store, secretKey),
+    deviceFlow: new DeviceFlowService(store),
+    deviceSessions: new DeviceSessionStore(store),
+    rateLimits: createRateLimits(store, config),
   };
 }

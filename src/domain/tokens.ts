@@ -1,5 +1,5 @@
 /**
- * Access tokens (RFC 9068 JWTs), ID tokens and refresh tokens. Issuing an access token writes
+ * Access tokens (RFC 9068 JWTs) and ID tokens; refresh tokens are refresh-tokens.ts (`refreshTokens`). Issuing an access token writes
  * nothing: revocation is a denylist of jti until exp, checked when a token is verified. A token
  * dies with what it was issued on (contract v2): its provider, client and user, checked through
  * their short-lived caches on every verification, and the credential it carries in `sid` (an app
@@ -7,15 +7,15 @@
  */
 import { randomUUID, type KeyObject } from 'node:crypto';
 import { CompactSign, decodeJwt, errors, jwtVerify, type CompactJWSHeaderParameters, type JWTHeaderParameters, type JWTPayload } from 'jose';
-import type { Client, Provider, RefreshToken, User } from './model.js';
+import type { Client, Provider, User } from './model.js';
 import { isUsable } from './users.js';
 import { audClaim } from './audiences.js';
-import { credentialSid, denyTokensOf } from './token-bindings.js';
-import { RefreshTokenRepository } from '../store/repositories.js';
+import { credentialSid } from './token-bindings.js';
+import { RefreshTokens } from './refresh-tokens.js';
 import { ConflictError } from '../store/errors.js';
 import type { ActiveSigningKey, SigningKeyService } from './keys.js';
 import type { ProviderService } from './providers.js';
-import { generateSecret, sha256, sha256Hex } from './secrets.js';
+import { sha256 } from './secrets.js';
 import type { Collections } from '../store/ports.js';
 import { inSpan } from '../telemetry/trace.js';
 
@@ -150,7 +150,8 @@ export class TokenService {
    */
   private readonly verified = new Map<string, VerifiedEntry>();
   private lastSweep = 0;
-  private readonly refreshFamilies: RefreshTokenRepository;
+  /** Refresh tokens: issued, spent and revoked with the access tokens of their family. */
+  readonly refreshTokens: RefreshTokens;
 
   constructor(
     private readonly collections: Pick<Collections, 'revokedTokens' | 'refreshTokens'>,
@@ -159,7 +160,7 @@ export class TokenService {
     private readonly holders: TokenHolders,
   ) {
     keys.onInvalidate((providerId) => this.forgetVerified(providerId));
-    this.refreshFamilies = new RefreshTokenRepository(collections);
+    this.refreshTokens = new RefreshTokens(collections);
   }
 
   async issueAccessToken(input: IssueInput): Promise<IssuedAccessToken> {
@@ -376,48 +377,6 @@ export class TokenService {
       // Already revoked: revocation is idempotent.
       if (!(error instanceof ConflictError)) throw error;
     }
-  }
-
-  /**
-   * Revokes a refresh-token family and every access token issued with it: the denial first, so
-   * that a failure between the two writes leaves nothing live that was meant to die.
-   */
-  async revokeRefreshFamily(familyId: string, now = new Date()): Promise<number> {
-    await denyTokensOf(this.collections, credentialSid('refresh_family', familyId), now);
-    return this.refreshFamilies.revokeFamily(familyId, now);
-  }
-
-  async issueRefreshToken(input: {
-    provider: Provider; clientId: string; userId: string; scopes: readonly string[]; familyId?: string; notAfter?: Date | null;
-    audience?: readonly string[] | null;
-    /** RFC 9449 §5: a public client's refresh token is bound to its DPoP key. */
-    dpopJkt?: string | null;
-  }): Promise<{ token: string; record: RefreshToken }> {
-    const token = generateSecret();
-    const now = new Date();
-    let expiresAt = new Date(now.getTime() + input.provider.refreshTokenLifetimeSeconds * 1000);
-    if (input.notAfter && input.notAfter < expiresAt) expiresAt = input.notAfter;
-    const record: RefreshToken = {
-      id: randomUUID(),
-      tokenHash: sha256Hex(token),
-      familyId: input.familyId ?? randomUUID(),
-      clientId: input.clientId,
-      providerId: input.provider.id,
-      userId: input.userId,
-      scopes: [...input.scopes],
-      ...(input.audience && input.audience.length > 0 ? { audience: [...input.audience] } : {}),
-      ...(input.dpopJkt ? { dpopJkt: input.dpopJkt } : {}),
-      usedAt: null,
-      revokedAt: null,
-      expiresAt,
-      createdAt: now,
-    };
-    await this.collections.refreshTokens.insert(record);
-    return { token, record };
-  }
-
-  findRefreshToken(token: string): Promise<RefreshToken | null> {
-    return this.collections.refreshTokens.findOne({ tokenHash: sha256Hex(token) });
   }
 
   /** The admin API changed the provider (its keys may have changed): forget what was verified with them. */

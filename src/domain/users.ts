@@ -9,7 +9,7 @@ import type { User, UserType } from './model.js';
 import { DomainConflictError, NotFoundError, ValidationError } from './errors.js';
 import { TtlCache } from './cache.js';
 import { ConcurrencyGate } from './concurrency.js';
-import type { Collections, Filter, Operators } from '../store/ports.js';
+import { literalContains, type Collections, type Filter } from '../store/ports.js';
 import { ConflictError } from '../store/errors.js';
 import { keysetPage, type Page, type PageRequest } from './pagination.js';
 import { USER_TYPES } from './model.js';
@@ -237,9 +237,7 @@ function userFilter(filter: UserListFilter, use: 'page' | 'count'): Filter {
   const search = filter.search?.trim();
   if (search) {
     if (search.length > MAX_SEARCH_LENGTH) throw new ValidationError('filter.search', `must be at most ${MAX_SEARCH_LENGTH} characters`);
-    const pattern = new RegExp(search.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'i');
-    // Both stores evaluate $regex natively; the port's Operators type does not list it.
-    const contains = { $regex: pattern } as unknown as Operators;
+    const contains = literalContains(search);
     out.$or = [{ username: contains }, { name: contains }, { email: contains }];
   }
   return out;

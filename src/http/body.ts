@@ -5,7 +5,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { Context } from 'koa';
-import { OAuthError } from '../oauth/errors.js';
+import { OAuthError } from './oauth-error.js';
 import { readBodyBytes } from './read-body.js';
 
 export const FORM_BODY_LIMIT = 64 * 1024;

@@ -5,7 +5,7 @@
  */
 import type { Context } from 'koa';
 import type { Logger } from 'pino';
-import { OAuthError } from '../oauth/errors.js';
+import { OAuthError } from './oauth-error.js';
 import { StoreUnavailableError } from '../store/errors.js';
 
 /** Answers a thrown error on `ctx` (status, headers, JSON body). */

@@ -29,8 +29,6 @@ export interface AuthenticatedClient {
   provider: Provider;
   method: ClientAuthMethod;
   viaBasic: boolean;
-  /** The secret as presented (first candidate), or null; grants with their own rules read it. */
-  presentedSecret: string | null;
   /** All forms the secret may have been meant as (decoded and as sent). */
   presentedSecrets: string[];
   /** True when the presented secret is the client's own secret. */
@@ -155,7 +153,6 @@ export async function authenticateClient(
     provider,
     method: presented.method,
     viaBasic: presented.viaBasic,
-    presentedSecret: presented.secrets[0] ?? null,
     presentedSecrets: presented.secrets,
     secretVerified,
   };

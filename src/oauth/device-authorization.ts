@@ -5,16 +5,18 @@
  */
 import type { Services } from '../domain/services.js';
 import type { Provider } from '../domain/model.js';
-import { deviceFlowFor, UserCodeSpaceExhaustedError, type StartedAuthorization } from '../domain/device-flow.js';
+import { UserCodeSpaceExhaustedError, type StartedAuthorization } from '../domain/device-flow.js';
 import { parseScopeParameter, permittedScopes } from '../domain/scopes.js';
 import { Memo } from '../domain/cache.js';
 import { readQuery, type FormParams } from '../http/body.js';
 import { audienceOf } from './audience.js';
 import { OAuthError } from './errors.js';
 import { oauthEndpoint, type OAuthAdmission } from './endpoint.js';
-import { DeviceAuthorizationLimiter } from '../domain/rate-limits.js';
 import { authenticateClient, extractClientCredentials, requireGrant } from './client-auth.js';
 import { parseCodeChallenge } from './pkce.js';
+
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'clients' | 'config' | 'deviceFlow' | 'providers' | 'rateLimits'>;
 
 export interface DeviceAuthorizationResponse {
   device_code: string;
@@ -76,8 +78,8 @@ export function requestedScopes(body: FormParams): string[] {
 }
 
 /** More than the configured device authorizations from one address in a minute: 429 slow_down (contract, version 2). */
-function perAddressLimit(services: Services): OAuthAdmission {
-  const limiter = new DeviceAuthorizationLimiter(services.store, services.config.deviceAuthorizationsPerMinute);
+function perAddressLimit(services: ServicesUsed): OAuthAdmission {
+  const limiter = services.rateLimits.deviceAuthorizations;
   return async (ctx) => {
     const verdict = await limiter.consume(ctx.state.clientAddress as string);
     if (verdict.limited) {
@@ -87,7 +89,7 @@ function perAddressLimit(services: Services): OAuthAdmission {
   };
 }
 
-export function deviceAuthorizationEndpoint(services: Services) {
+export function deviceAuthorizationEndpoint(services: ServicesUsed) {
   return oauthEndpoint(async (ctx, { body }) => {
     if (ctx.method !== 'POST') throw new OAuthError('invalid_request', 'the device authorization endpoint takes POST');
     const query = readQuery(ctx);
@@ -114,7 +116,7 @@ export function deviceAuthorizationEndpoint(services: Services) {
 
     let started: StartedAuthorization;
     try {
-      started = await deviceFlowFor(services.store).start({
+      started = await services.deviceFlow.start({
         provider,
         client,
         scopes,

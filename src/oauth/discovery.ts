@@ -6,7 +6,10 @@ import { JWKS_MAX_AGE_SECONDS } from '../domain/keys.js';
 import type { Provider } from '../domain/model.js';
 import { DPOP_SIGNING_ALGORITHMS } from '../domain/dpop.js';
 
-export function providerMetadata(services: Services, provider: Provider): Record<string, unknown> {
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'config' | 'keys' | 'providers'>;
+
+export function providerMetadata(services: ServicesUsed, provider: Provider): Record<string, unknown> {
   const base = `${services.config.publicUrl}/application/o`;
   const authMethods = ['client_secret_basic', 'client_secret_post', 'none'];
   return {
@@ -43,7 +46,7 @@ export function providerMetadata(services: Services, provider: Provider): Record
 }
 
 /** The provider a per-provider path names, or a JSON 404. */
-async function providerOfPath(services: Services, ctx: Context): Promise<Provider | null> {
+async function providerOfPath(services: ServicesUsed, ctx: Context): Promise<Provider | null> {
   const provider = await services.providers.getBySlugCached(String(ctx.params.slug));
   if (!provider) {
     ctx.status = 404;
@@ -54,14 +57,14 @@ async function providerOfPath(services: Services, ctx: Context): Promise<Provide
   return provider;
 }
 
-export function discoveryEndpoint(services: Services): Middleware {
+export function discoveryEndpoint(services: ServicesUsed): Middleware {
   return async (ctx) => {
     const provider = await providerOfPath(services, ctx);
     if (provider) ctx.body = providerMetadata(services, provider);
   };
 }
 
-export function jwksEndpoint(services: Services): Middleware {
+export function jwksEndpoint(services: ServicesUsed): Middleware {
   return async (ctx) => {
     const provider = await providerOfPath(services, ctx);
     if (!provider) return;

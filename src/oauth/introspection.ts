@@ -14,6 +14,9 @@ import { OAuthError } from './errors.js';
 import { oauthEndpoint } from './endpoint.js';
 import { authenticateClient, extractClientCredentials, type AuthenticatedClient } from './client-auth.js';
 
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'clients' | 'providers' | 'tokens' | 'users'>;
+
 const MAX_TOKEN_LENGTH = 16_384;
 
 export type FoundToken =
@@ -22,7 +25,7 @@ export type FoundToken =
 
 /** The endpoint's common start: parse, authenticate the client (secret required), read `token`. */
 export async function authenticatedTokenRequest(
-  services: Services, authorization: string | undefined, body: FormParams, confidentialOnly = false,
+  services: ServicesUsed, authorization: string | undefined, body: FormParams, confidentialOnly = false,
 ): Promise<{ client: AuthenticatedClient; token: string; hint: 'access_token' | 'refresh_token' | null }> {
   const presented = extractClientCredentials(authorization, body);
   const client = await authenticateClient(services, presented, { requireSecret: true, confidentialOnly });
@@ -39,7 +42,7 @@ export async function authenticatedTokenRequest(
  * unspent) of `provider` are returned; everything else is null, alike.
  */
 export async function findLiveToken(
-  services: Services, provider: Provider, token: string, hint: 'access_token' | 'refresh_token' | null,
+  services: ServicesUsed, provider: Provider, token: string, hint: 'access_token' | 'refresh_token' | null,
 ): Promise<FoundToken | null> {
   if (token.length > MAX_TOKEN_LENGTH) return null;
   const order: ('access_token' | 'refresh_token')[] = hint === 'refresh_token' ? ['refresh_token', 'access_token'] : ['access_token', 'refresh_token'];
@@ -50,7 +53,7 @@ export async function findLiveToken(
       const verified = await services.tokens.verifyAccessToken(token);
       if (verified) return verified.provider.id === provider.id ? { kind, verified } : null;
     } else {
-      const record = await services.tokens.findRefreshToken(token);
+      const record = await services.tokens.refreshTokens.find(token);
       if (record) {
         const live = record.providerId === provider.id && record.revokedAt === null && record.usedAt === null && record.expiresAt.getTime() > Date.now();
         return live ? { kind, record } : null;
@@ -60,12 +63,12 @@ export async function findLiveToken(
   return null;
 }
 
-async function liveUser(services: Services, id: string): Promise<User | null> {
+async function liveUser(services: ServicesUsed, id: string): Promise<User | null> {
   const user = await services.users.get(id);
   return user && isUsable(user) ? user : null;
 }
 
-export function introspectionEndpoint(services: Services) {
+export function introspectionEndpoint(services: ServicesUsed) {
   return oauthEndpoint(async (ctx, { body }) => {
     const { client, token, hint } = await authenticatedTokenRequest(services, ctx.get('authorization') || undefined, body, true);
     const found = await findLiveToken(services, client.provider, token, hint);

@@ -11,13 +11,16 @@ import { oauthEndpoint } from './endpoint.js';
 import { OAuthError } from './errors.js';
 import { authenticatedTokenRequest, findLiveToken, type FoundToken } from './introspection.js';
 
-export function revocationEndpoint(services: Services) {
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'clients' | 'events' | 'logger' | 'providers' | 'tokens' | 'users'>;
+
+export function revocationEndpoint(services: ServicesUsed) {
   return oauthEndpoint(async (ctx, { body, requestId }) => {
     const { client, token, hint } = await authenticatedTokenRequest(services, ctx.get('authorization') || undefined, body);
     let found: FoundToken | null = await findLiveToken(services, client.provider, token, hint);
     if (!found && token.split('.').length !== 3) {
       // A spent refresh token still names its family: revoking it ends the grant too.
-      const record = await services.tokens.findRefreshToken(token);
+      const record = await services.tokens.refreshTokens.find(token);
       if (record && record.providerId === client.provider.id && record.revokedAt === null) found = { kind: 'refresh_token', record };
     }
     // Only the client the token was issued to may revoke it; another client's token is left alone.
@@ -27,7 +30,7 @@ export function revocationEndpoint(services: Services) {
       if (found?.kind === 'access_token') {
         await services.tokens.revokeAccessToken(found.verified.claims);
       } else if (found?.kind === 'refresh_token') {
-        await services.tokens.revokeRefreshFamily(found.record.familyId);
+        await services.tokens.refreshTokens.revokeFamily(found.record.familyId);
       }
     } catch (error) {
       // RFC 7009 §2.2.1: on a 503 the client must assume the token still exists, and may retry.

@@ -71,7 +71,7 @@ export function tokenEndpoint(services: Services, grants: readonly Grant[] = GRA
     }
     // With a proof, every access token the grant issues is bound to its key (cnf.jkt).
     const grantServices = dpop ? { ...services, tokens: services.tokens.confirmedBy(dpop.jkt) } : services;
-    const response = await grant.handle(grantServices, { params: body, requestId, client, presented, authorization, audience, dpop });
+    const response = await grant.handle(grantServices, { params: body, requestId, client, audience, dpop });
     if (client.provider.dpopNonce) ctx.set('DPoP-Nonce', services.dpop.currentNonce());
     ctx.status = 200;
     ctx.body = response;

@@ -11,6 +11,9 @@ import { OAuthError, type OAuthErrorCode } from './errors.js';
 import { oauthEndpoint } from './endpoint.js';
 import { dpopChallenge, parseTokenAuthorization, tokenBindingRefusal, type TokenScheme } from './credentials.js';
 
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'config' | 'dpop' | 'policies' | 'tokens'>;
+
 const REALM = 'tessera';
 
 function bearerError(code: OAuthErrorCode, description: string, detail?: string): OAuthError {
@@ -38,7 +41,7 @@ function withoutReserved(claims: Record<string, unknown>): Record<string, unknow
   return Object.fromEntries(Object.entries(claims).filter(([name]) => !RESERVED.has(name)));
 }
 
-export function userinfoEndpoint(services: Services) {
+export function userinfoEndpoint(services: ServicesUsed) {
   return oauthEndpoint(async (ctx, { body, requestId }) => {
     const presented = presentedToken(ctx.get('authorization'), ctx.method === 'POST' ? body.get('access_token') : undefined);
     // Verification checks the token's user, client and credential are still live (contract v2).

@@ -7,9 +7,8 @@
  */
 import type {
   AppPassword, AuditEvent, Client, DeviceAuthorization, FederatedSource, Provider, RefreshToken,
-  RevokedToken, SigningKey, DeviceSessionRecord, User, ExpressionPolicy, PolicyBinding, SourcePropertyMapping, ScopeMapping,
+  RevokedToken, SigningKey, DeviceSessionRecord, User, ExpressionPolicy, PolicyBinding, SourcePropertyMapping, ScopeMapping, DpopProofRecord,
 } from '../domain/model.js';
-import type { DpopProofRecord } from '../domain/dpop.js';
 
 export type Scalar = string | number | boolean | Date | null;
 
@@ -22,12 +21,24 @@ export interface Operators {
   $in?: Scalar[];
   $nin?: Scalar[];
   $exists?: boolean;
+  /**
+   * What the domain sends is only a case-insensitive literal contains (literalContains below: the
+   * users search); both stores evaluate it natively, the embedded one through its trigram index.
+   */
+  $regex?: RegExp;
+}
+
+/** A case-insensitive substring test of `text`, taken literally (regex characters escaped). */
+export function literalContains(text: string): Operators {
+  return { $regex: new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'i') };
 }
 
 /** Field path → value (equality; arrays match an element) or operators. `id` is the record's id. */
 export interface Filter {
   [field: string]: Scalar | Operators | Filter[] | undefined;
   $or?: Filter[];
+  /** Conditions kept apart from the rest (the embedded store plans them apart: pagination.ts). */
+  $and?: Filter[];
 }
 
 export interface Update {
@@ -86,8 +97,22 @@ export interface Collections {
   dpopProofs: DocumentCollection<DpopProofRecord>;
 }
 
+/**
+ * Where rate limits count when they must hold across processes: what rate-limiter-flexible's
+ * RateLimiterMongo takes (a client whose `collection(name)` it uses, and the collection's name).
+ */
+export interface RateLimiterBackend {
+  storeClient: { collection(name: string): unknown };
+  tableName: string;
+}
+
 export interface StoreAdapter extends Collections {
   readonly kind: 'embedded' | 'mongodb';
+  /**
+   * The backend rate limits count in, shared by every process on the store; absent or null: the
+   * counters live in process memory (the embedded store has one process).
+   */
+  rateLimiterBackend?(): RateLimiterBackend | null;
   /** Resolves when the store answers; throws otherwise (readiness). */
   ping(): Promise<void>;
   /** Flushes pending writes and releases files or connections. */

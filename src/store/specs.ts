@@ -68,8 +68,6 @@ export const COLLECTION_SPECS: Record<keyof Collections, CollectionSpec> = {
 
 export const COLLECTION_NAMES = Object.keys(COLLECTION_SPECS) as (keyof Collections)[];
 
-export const DEFAULT_EVENT_RETENTION_DAYS = 30;
-
 export interface RetentionOptions {
   /** Audit events are removed by the store this many days after createdAt (TESSERA_EVENT_RETENTION_DAYS); none when absent. */
   eventRetentionDays?: number;

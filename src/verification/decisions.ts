@@ -4,9 +4,12 @@
  */
 import type { Services } from '../domain/services.js';
 import type { DeviceAuthorization, User } from '../domain/model.js';
-import { deviceFlowFor, type DecideResult, type UserCodeLookup } from '../domain/device-flow.js';
+import { type DecideResult, type UserCodeLookup } from '../domain/device-flow.js';
 import { deviceFlowOutcomes } from '../telemetry/metrics.js';
 import type { RateLimitSubject, WrongUserCodeLimiter } from '../domain/rate-limits.js';
+
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'deviceFlow' | 'events'>;
 
 export type LimitedLookup = UserCodeLookup | { kind: 'limited'; retryAfterSeconds: number };
 
@@ -15,20 +18,20 @@ export type LimitedLookup = UserCodeLookup | { kind: 'limited'; retryAfterSecond
  * lookup (so parallel guesses cannot all pass one check) and is given back when the code exists.
  */
 export async function lookupUserCode(
-  services: Services, limiter: WrongUserCodeLimiter, entered: string, subject: RateLimitSubject,
+  services: ServicesUsed, limiter: WrongUserCodeLimiter, entered: string, subject: RateLimitSubject,
 ): Promise<LimitedLookup> {
   const verdict = await limiter.consume(subject);
   if (verdict.limited) return { kind: 'limited', retryAfterSeconds: verdict.retryAfterSeconds };
-  const found = await deviceFlowFor(services.store).findByUserCode(entered);
+  const found = await services.deviceFlow.findByUserCode(entered);
   if (found.kind !== 'unknown') await limiter.refund(subject);
   return found;
 }
 
 export async function recordDecision(
-  services: Services,
+  services: ServicesUsed,
   input: { authorization: DeviceAuthorization; user: User; decision: 'allow' | 'deny'; requestId: string; via: 'page' | 'json' },
 ): Promise<DecideResult> {
-  const result = await deviceFlowFor(services.store).decide(input.authorization, input.decision, input.user.id);
+  const result = await services.deviceFlow.decide(input.authorization, input.decision, input.user.id);
   if (result.kind === 'decided') {
     deviceFlowOutcomes.inc({ outcome: input.decision === 'allow' ? 'approved' : 'denied' });
     services.events.record({

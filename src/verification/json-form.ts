@@ -13,6 +13,9 @@ import { isPerson, isUsername } from '../domain/users.js';
 import { lookupUserCode, recordDecision } from './decisions.js';
 import { limitedSignIn } from './sign-in.js';
 
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'appPasswords' | 'deviceFlow' | 'events' | 'users'>;
+
 function answer(ctx: Context, status: number, body: Record<string, string>): void {
   ctx.status = status;
   ctx.body = body;
@@ -68,12 +71,12 @@ export function signInName(sent: Credentials, candidates: readonly Credentials[]
  * ones, and counted as a failed sign-in): an app password of that user (cheap hash lookup) or the
  * user's login password (argon2id).
  */
-export async function authenticateUser(services: Services, candidates: readonly Credentials[]): Promise<User | null> {
+export async function authenticateUser(services: ServicesUsed, candidates: readonly Credentials[]): Promise<User | null> {
   const user = await authenticateAnyUser(services, candidates);
   return user && isPerson(user) ? user : null;
 }
 
-async function authenticateAnyUser(services: Services, candidates: readonly Credentials[]): Promise<User | null> {
+async function authenticateAnyUser(services: ServicesUsed, candidates: readonly Credentials[]): Promise<User | null> {
   for (const c of candidates) {
     const viaAppPassword = await services.appPasswords.verify(c.password, c.username);
     if (viaAppPassword) return viaAppPassword.user;
@@ -85,7 +88,7 @@ async function authenticateAnyUser(services: Services, candidates: readonly Cred
   return null;
 }
 
-export async function handleJsonDecision(ctx: Context, services: Services, limiter: WrongUserCodeLimiter, signIns: FailedSignInLimiter): Promise<void> {
+export async function handleJsonDecision(ctx: Context, services: ServicesUsed, limiter: WrongUserCodeLimiter, signIns: FailedSignInLimiter): Promise<void> {
   const address = ctx.state.clientAddress as string;
   const requestId = ctx.state.requestId as string;
   const early = await limiter.check({ address });

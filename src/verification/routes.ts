@@ -12,7 +12,7 @@ import type { Services } from '../domain/services.js';
 import type { Provider, User } from '../domain/model.js';
 import { displayUserCode, MAX_USER_CODE_ENTRY } from '../domain/device-flow.js';
 import { userCodeAlphabet } from '../domain/providers.js';
-import { createUserCodeLimiter, FailedSignInLimiter, type WrongUserCodeLimiter } from '../domain/rate-limits.js';
+import type { FailedSignInLimiter, WrongUserCodeLimiter } from '../domain/rate-limits.js';
 import { limitedSignIn } from './sign-in.js';
 import { isPerson, isUsable } from '../domain/users.js';
 import { readFormBody, type FormParams } from '../http/body.js';
@@ -20,9 +20,11 @@ import { OAuthError } from '../oauth/errors.js';
 import { both } from '../http/routing.js';
 import { consentPage, donePage, enterCodePage, messagePage, signInPage, type Brand } from './pages.js';
 import { csrfMatches, newSession, readSession, signIn, signOut, writeSession, type DeviceSession, type SessionOptions } from './session.js';
-import { DeviceSessionStore } from '../domain/device-sessions.js';
 import { handleJsonDecision } from './json-form.js';
 import { lookupUserCode, recordDecision } from './decisions.js';
+
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'appPasswords' | 'clients' | 'config' | 'deviceFlow' | 'deviceSessions' | 'events' | 'providers' | 'rateLimits' | 'users'>;
 
 const MESSAGES = {
   unknown: "We don't recognise that code. Check it against your device and try again.",
@@ -38,7 +40,7 @@ const MESSAGES = {
 
 interface PageContext {
   ctx: Context;
-  services: Services;
+  services: ServicesUsed;
   limiter: WrongUserCodeLimiter;
   signIns: FailedSignInLimiter;
   session: DeviceSession;
@@ -86,7 +88,7 @@ function deviceUrl(code: string | null): string {
   return code ? `/device?code=${encodeURIComponent(code)}` : '/device';
 }
 
-async function currentUser(services: Services, session: DeviceSession | null): Promise<User | null> {
+async function currentUser(services: ServicesUsed, session: DeviceSession | null): Promise<User | null> {
   if (!session?.userId) return null;
   const user = await services.users.get(session.userId);
   return user && isUsable(user) && isPerson(user) ? user : null;
@@ -203,10 +205,9 @@ async function postPage(p: PageContext, body: FormParams): Promise<void> {
   return send(ctx, 400, enterCodePage({ ...frame, title: 'Enter your code', code, error: MESSAGES.badForm }));
 }
 
-export function registerVerificationRoutes(router: Router, services: Services): void {
-  const limiter = createUserCodeLimiter(services.store);
-  const signIns = new FailedSignInLimiter(services.store, services.config.signInPerAddress);
-  const sessionOptions: SessionOptions = { secure: services.config.publicUrl.startsWith('https:'), sessions: new DeviceSessionStore(services.store) };
+export function registerVerificationRoutes(router: Router, services: ServicesUsed): void {
+  const { wrongUserCodes: limiter, failedSignIns: signIns } = services.rateLimits;
+  const sessionOptions: SessionOptions = { secure: services.config.publicUrl.startsWith('https:'), sessions: services.deviceSessions };
 
   both(router, ['GET', 'POST'], '/device', async (ctx) => {
     const nonce = randomBytes(16).toString('base64');

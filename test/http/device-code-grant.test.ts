@@ -5,14 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { basic, startTestServer, type TestServer } from '../helpers/server.js';
 import { seedClient, seedProvider, seedUser, type SeededProvider, type SeededUser } from '../helpers/seed.js';
 import { decide, deviceAuthorization, jwtHeader, jwtPayload, poll, sleep, startDevice } from '../helpers/device.js';
+import { withTempDir } from '../helpers/temp-dir.js';
 
 let server: TestServer;
 let provider: SeededProvider;
@@ -287,8 +285,7 @@ describe('PKCE when polling', () => {
 
 describe('a restart', () => {
   test('a pending device code survives a restart of the server, and is then approved and exchanged', async () => {
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tessera-device-restart-'));
-    try {
+    await withTempDir('tessera-device-restart-', async (dataDir) => {
       let node = await startTestServer({}, dataDir);
       const p = await seedProvider(node);
       const tv = (await seedClient(node, { providerId: p.id })).clientId;
@@ -308,8 +305,6 @@ describe('a restart', () => {
       } finally {
         await node.stop();
       }
-    } finally {
-      await rm(dataDir, { recursive: true, force: true });
-    }
+    });
   });
 });

@@ -3,12 +3,10 @@
  * prevention, the provider operations end to end, and the bootstrap of `admin`.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT, generateKeyPair } from 'jose';
 import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../helpers/server.js';
+import { withTempDir } from '../helpers/temp-dir.js';
 
 let server: TestServer;
 
@@ -211,8 +209,7 @@ describe('bootstrap of admin', () => {
   });
 
   test('TESSERA_BOOTSTRAP_PASSWORD ensures the admin login password, kept across restarts and changed by a new value', async () => {
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tessera-bootstrap-'));
-    try {
+    await withTempDir('tessera-bootstrap-', async (dataDir) => {
       const first = await startTestServer({ TESSERA_BOOTSTRAP_TOKEN: '', TESSERA_BOOTSTRAP_PASSWORD: 'first password 1' }, dataDir);
       assert.equal(first.server.firstStartToken, null, 'no printed token when a bootstrap variable is set');
       const verified = await first.server.services.users.verifyPassword('admin', 'first password 1');
@@ -226,14 +223,11 @@ describe('bootstrap of admin', () => {
       assert.equal((await second.server.services.users.verifyPassword('admin', 'second password 2'))?.username, 'admin');
       assert.equal((await second.gqlRaw('{ providers { id } }')).status, 200, 'the bootstrap token works after a restart too');
       await second.stop();
-    } finally {
-      await rm(dataDir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('a bootstrap token makes a demoted admin an admin again', async () => {
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tessera-bootstrap-'));
-    try {
+    await withTempDir('tessera-bootstrap-', async (dataDir) => {
       const first = await startTestServer({}, dataDir);
       const admin = (await first.server.services.users.getByUsername('admin'))!;
       await first.server.services.users.update(admin.id, { isAdmin: false });
@@ -242,14 +236,11 @@ describe('bootstrap of admin', () => {
       const second = await startTestServer({}, dataDir);
       assert.equal((await second.gqlRaw('{ providers { id } }')).status, 200);
       await second.stop();
-    } finally {
-      await rm(dataDir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('a first start cut short after creating admin but before its token makes the token on the next start', async () => {
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tessera-bootstrap-'));
-    try {
+    await withTempDir('tessera-bootstrap-', async (dataDir) => {
       const first = await startTestServer({ TESSERA_BOOTSTRAP_TOKEN: '' }, dataDir);
       const { services } = first.server;
       const admin = (await services.users.getByUsername('admin'))!;
@@ -267,14 +258,11 @@ describe('bootstrap of admin', () => {
       const third = await startTestServer({ TESSERA_BOOTSTRAP_TOKEN: '' }, dataDir);
       assert.equal(third.server.firstStartToken, null);
       await third.stop();
-    } finally {
-      await rm(dataDir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('with neither variable and an empty store, a first-start token is made once and works', async () => {
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tessera-bootstrap-'));
-    try {
+    await withTempDir('tessera-bootstrap-', async (dataDir) => {
       const first = await startTestServer({ TESSERA_BOOTSTRAP_TOKEN: '' }, dataDir);
       const token = first.server.firstStartToken;
       assert.ok(token && token.length >= 32);
@@ -284,8 +272,6 @@ describe('bootstrap of admin', () => {
       assert.equal(second.server.firstStartToken, null);
       assert.equal((await second.gqlRaw('{ providers { id } }', undefined, token)).status, 200, 'the printed token still works');
       await second.stop();
-    } finally {
-      await rm(dataDir, { recursive: true, force: true });
-    }
+    });
   });
 });

@@ -3,14 +3,13 @@
  * for every algorithm, private keys encrypted at rest, and everything kept across a restart.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import { DATABASE_FILE } from '../../src/store/sqlite/sqlite-store.js';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT, createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWK } from 'jose';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { withTempDir } from '../helpers/temp-dir.js';
 
 let server: TestServer;
 
@@ -204,8 +203,7 @@ describe('key rotation state', () => {
 
 describe('restart on the same data dir', () => {
   test('providers and keys are kept: same kid, and a token signed before the restart verifies after', async () => {
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tessera-restart-'));
-    try {
+    await withTempDir('tessera-restart-', async (dataDir) => {
       const first = await startTestServer({}, dataDir);
       const { id, issuer } = await createProvider(first, 'kept', 'RS256');
       const jwt = await signWithActiveKey(first, id, issuer);
@@ -228,8 +226,6 @@ describe('restart on the same data dir', () => {
       } finally {
         await second.stop();
       }
-    } finally {
-      await rm(dataDir, { recursive: true, force: true });
-    }
+    });
   });
 });

@@ -6,13 +6,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { decodeJwt } from 'jose';
 import { basic, postForm, startTestServer, type TestServer } from '../helpers/server.js';
 import { seedMachineClient, seedMachineProvider, unique } from '../helpers/seed.js';
 import type { User } from '../../src/domain/model.js';
+import { withTempDir } from '../helpers/temp-dir.js';
 
 function roundOneAccount(username: string, attributes: Record<string, unknown>): User {
   const now = new Date();
@@ -29,8 +27,7 @@ async function rule3Sub(t: TestServer, clientId: string, secret: string): Promis
 }
 
 test("round 1's rule-3 accounts are keyed at start-up: the unambiguous one is kept, the ambiguous one is not used", async () => {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'tessera-migration-'));
-  try {
+  await withTempDir('tessera-migration-', async (dataDir) => {
     let t = await startTestServer({}, dataDir);
     const provider = await seedMachineProvider(t, { slug: unique('machines') });
     const kept = await seedMachineClient(t, provider);
@@ -62,7 +59,5 @@ test("round 1's rule-3 accounts are keyed at start-up: the unambiguous one is ke
     } finally {
       await t.stop();
     }
-  } finally {
-    await rm(dataDir, { recursive: true, force: true });
-  }
+  });
 });

@@ -36,7 +36,7 @@ async function setup(providerInput: { accessTokenLifetimeSeconds?: number } = {}
 /** A refresh token stored as the device flow would store it (the client_credentials grant issues none). */
 async function refreshTokenFor(provider: Provider, clientId: string) {
   const svc = await seedUserWithAppPassword(t);
-  const { token, record } = await t.server.services.tokens.issueRefreshToken({ provider, clientId, userId: svc.user.id, scopes: ['openid'] });
+  const { token, record } = await t.server.services.tokens.refreshTokens.issue({ provider, clientId, userId: svc.user.id, scopes: ['openid'] });
   return { token, record, svc };
 }
 
@@ -154,7 +154,7 @@ describe('revocation (RFC 7009)', () => {
     const { provider, client, auth } = await setup();
     const { token, record, svc } = await refreshTokenFor(provider, client.clientId);
     // A second token of the same family (what a rotation would have made).
-    const sibling = await t.server.services.tokens.issueRefreshToken({ provider, clientId: client.clientId, userId: svc.user.id, scopes: ['openid'], familyId: record.familyId });
+    const sibling = await t.server.services.tokens.refreshTokens.issue({ provider, clientId: client.clientId, userId: svc.user.id, scopes: ['openid'], familyId: record.familyId });
     const response = await revoke({ token }, { authorization: auth });
     assert.equal(response.status, 200);
     const family = await t.server.services.store.refreshTokens.find({ familyId: record.familyId });

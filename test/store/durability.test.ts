@@ -7,13 +7,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { openEmbeddedStore, type Durability } from '../../src/store/sqlite/sqlite-store.js';
 import { ConflictError, withRepositories } from '../../src/store/index.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { makeDeviceAuthorization, makeEvent, makeRevokedToken, makeUser } from './contract.js';
+import { withTempDir } from '../helpers/temp-dir.js';
 
 const STORE_MODULE = new URL('../../src/store/sqlite/sqlite-store.js', import.meta.url).href;
 const INDEX_MODULE = new URL('../../src/store/index.js', import.meta.url).href;
@@ -136,20 +134,11 @@ function burstThenKill(dir: string, killAfter: number, durability: Durability): 
   });
 }
 
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'tessera-durability-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 const lost = (acknowledged: string[], stored: Set<string>): string[] => acknowledged.filter((id) => !stored.has(id));
 
 for (const durability of ['normal', 'full'] as const) {
   test(`a kill -9 in a burst of every kind of write loses no acknowledged write (TESSERA_DURABILITY=${durability})`, { timeout: 30_000 }, async () => {
-    await withTempDir(async (dir) => {
+    await withTempDir('tessera-durability-', async (dir) => {
       const burst = await burstThenKill(dir, KILL_AFTER, durability);
       assert.equal(burst.signal, 'SIGKILL', `the writer was killed mid-burst (exit ${burst.code}): ${burst.stderr}`);
       assert.ok(burst.events.length >= KILL_AFTER, `${burst.events.length} events acknowledged`);
@@ -200,7 +189,7 @@ test('TESSERA_DURABILITY is normal by default, takes full, and refuses anything 
 
 test('TESSERA_DURABILITY=full sets synchronous=FULL on the database, normal sets NORMAL', async () => {
   for (const [durability, level] of [['full', 2], ['normal', 1]] as const) {
-    await withTempDir(async (dir) => {
+    await withTempDir('tessera-durability-', async (dir) => {
       const store = await openEmbeddedStore(dir, { durability });
       try {
         assert.equal(store.pragma('synchronous'), level, durability);
@@ -212,7 +201,7 @@ test('TESSERA_DURABILITY=full sets synchronous=FULL on the database, normal sets
 });
 
 test('restarting the embedded store (close, then open) keeps records, updates and deletions', { timeout: 15_000 }, async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir('tessera-durability-', async (dir) => {
     const first = withRepositories(await openEmbeddedStore(dir));
     const ada = await first.users.insert(makeUser({ username: 'ada', attributes: { 'kubernetes.io': { ns: 'x' } } }));
     const bob = await first.users.insert(makeUser({ username: 'bob' }));

@@ -5,12 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { DATABASE_FILE, openEmbeddedStore } from '../../src/store/sqlite/sqlite-store.js';
 import { makeDeviceAuthorization } from './contract.js';
+import { withTempDir } from '../helpers/temp-dir.js';
 
 const HOUR = 3_600_000;
 
@@ -25,8 +24,7 @@ function recordsInFile(dir: string, table: string): Set<string> {
 }
 
 test('records past their TTL are swept from the database file', async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'tessera-sweep-'));
-  try {
+  await withTempDir('tessera-sweep-', async (dir) => {
     const store = await openEmbeddedStore(dir);
     await store.sweepExpired();
     // Device authorizations are kept an hour past expiry: these expired two hours ago.
@@ -43,14 +41,11 @@ test('records past their TTL are swept from the database file', async () => {
 
     const inFile = recordsInFile(dir, 'deviceAuthorizations');
     assert.deepEqual([...inFile].sort(), [late.id, live.id].sort(), 'the file keeps only the two');
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('records that expired while the server was stopped are swept after a restart', async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'tessera-sweep-'));
-  try {
+  await withTempDir('tessera-sweep-', async (dir) => {
     const first = await openEmbeddedStore(dir);
     const soon = await first.deviceAuthorizations.insert(makeDeviceAuthorization({ expiresAt: new Date(Date.now() - HOUR + 500) }));
     await first.close();
@@ -60,7 +55,5 @@ test('records that expired while the server was stopped are swept after a restar
     await second.sweepExpired();
     await second.close();
     assert.equal(recordsInFile(dir, 'deviceAuthorizations').has(soon.id), false);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });

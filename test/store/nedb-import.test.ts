@@ -6,25 +6,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, cpSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openEmbeddedStore } from '../../src/store/sqlite/sqlite-store.js';
 import { ConflictError } from '../../src/store/index.js';
 import { makeUser } from './contract.js';
+import { withTempDir } from '../helpers/temp-dir.js';
 
 // dist/test/store → the fixture in the source tree.
 const FIXTURE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/nedb-v1/datadir');
 
 async function withFixture(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'tessera-import-'));
-  try {
+  await withTempDir('tessera-import-', async (dir) => {
     cpSync(FIXTURE, dir, { recursive: true });
     await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** Live records per collection in the fixture (make-fixture.mjs): deleted and expired ones are not. */

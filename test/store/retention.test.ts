@@ -5,29 +5,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { openEmbeddedStore } from '../../src/store/sqlite/sqlite-store.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import type { AuditEvent } from '../../src/domain/model.js';
 import { makeEvent } from './contract.js';
 import { postForm, startTestServer } from '../helpers/server.js';
 import { seedMachineClient, seedMachineProvider } from '../helpers/seed.js';
+import { withTempDir } from '../helpers/temp-dir.js';
 
 const DAY = 86_400_000;
 
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'tessera-retention-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 test('the embedded store keeps the newest TESSERA_EMBEDDED_MAX_EVENTS events, dropping the oldest', async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir('tessera-retention-', async (dir) => {
     const store = await openEmbeddedStore(dir, { maxEvents: 1000 });
     const start = Date.now() - 10_000;
     const all: AuditEvent[] = [];
@@ -56,7 +45,7 @@ test('the embedded store keeps the newest TESSERA_EMBEDDED_MAX_EVENTS events, dr
 });
 
 test('events older than the retention are removed when the next batch is written, read or not', async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir('tessera-retention-', async (dir) => {
     const store = await openEmbeddedStore(dir, { eventRetentionDays: 1 });
     const old = makeEvent({ createdAt: new Date(Date.now() - 2 * DAY) });
     const recent = makeEvent({ createdAt: new Date(Date.now() - DAY / 2) });

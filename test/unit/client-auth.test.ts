@@ -214,7 +214,7 @@ describe('authenticating the client', () => {
   test('requireSecret false lets the grant decide what the secret means', async () => {
     const result = await authenticateClient(lookups, basicOf('server:something-else'), { requireSecret: false });
     assert.equal(result.secretVerified, false);
-    assert.equal(result.presentedSecret, 'something-else');
+    assert.equal(result.presentedSecrets[0], 'something-else');
   });
 
   test('a client without the grant: unauthorized_client', () => {

@@ -4,11 +4,11 @@
  * test/http/startup.test.ts checks the real process).
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig, resolveSecretKey } from '../../src/config.js';
+import { withTempDir } from '../helpers/temp-dir.js';
 
 const SECRET = 'x'.repeat(32);
 
@@ -121,8 +121,7 @@ describe('TESSERA_DATA_DIR', () => {
   });
 
   test('without TESSERA_SECRET_KEY the embedded store keeps a generated key (mode 600) in the data dir', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'tessera-config-'));
-    try {
+    await withTempDir('tessera-config-', async (dir) => {
       const config = loadConfig({ TESSERA_DATA_DIR: path.join(dir, 'nested') });
       const first = resolveSecretKey(config);
       assert.ok(first.length >= 32);
@@ -130,42 +129,31 @@ describe('TESSERA_DATA_DIR', () => {
       assert.equal((await readFile(file, 'utf8')).trim(), first);
       assert.equal((await stat(file)).mode & 0o777, 0o600);
       assert.equal(resolveSecretKey(config), first, 'the same key on the next start');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('TESSERA_SECRET_KEY wins over the kept key and writes nothing', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'tessera-config-'));
-    try {
+    await withTempDir('tessera-config-', async (dir) => {
       assert.equal(resolveSecretKey(loadConfig({ TESSERA_DATA_DIR: dir, TESSERA_SECRET_KEY: SECRET })), SECRET);
       await assert.rejects(stat(path.join(dir, 'secret.key')));
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('a data dir that is a file is refused, naming TESSERA_DATA_DIR', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'tessera-config-'));
-    try {
+    await withTempDir('tessera-config-', async (dir) => {
       const file = path.join(dir, 'not-a-dir');
       await writeFile(file, 'x');
       assert.throws(() => resolveSecretKey(loadConfig({ TESSERA_DATA_DIR: file })), (error: unknown) =>
         error instanceof ConfigError && error.variable === 'TESSERA_DATA_DIR');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('a kept key that is too short is refused, naming TESSERA_SECRET_KEY', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'tessera-config-'));
-    try {
+    await withTempDir('tessera-config-', async (dir) => {
       await writeFile(path.join(dir, 'secret.key'), 'short\n');
       assert.throws(() => resolveSecretKey(loadConfig({ TESSERA_DATA_DIR: dir })), (error: unknown) =>
         error instanceof ConfigError && error.variable === 'TESSERA_SECRET_KEY');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 

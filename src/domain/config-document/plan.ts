@@ -205,7 +205,6 @@ function planProviders(desired: ConfigDocument, current: ConfigDocument, state: 
 
 function planClients(desired: ConfigDocument, current: ConfigDocument, state: ServerState, prune: boolean, push: Push): void {
   desired.clients.forEach((client, i) => {
-    const record = state.clients.find((c) => c.clientId === client.clientId);
     const existing = current.clients.find((c) => c.clientId === client.clientId);
     if (existing && existing.provider !== client.provider) {
       throw new ValidationError(`clients[${i}].provider`, `client '${client.clientId}' belongs to provider '${existing.provider}'; a client cannot move (give a new clientId)`);

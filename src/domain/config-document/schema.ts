@@ -130,8 +130,6 @@ export type ServiceAccountDoc = z.output<typeof serviceAccountSchema>;
 export type AppPasswordDoc = z.output<typeof appPasswordSchema>;
 export type FederatedSourceDoc = z.output<typeof federatedSourceSchema>;
 export type PolicyDoc = z.output<typeof policySchema>;
-export type ScopeMappingDoc = z.output<typeof scopeMappingSchema>;
-export type PropertyMappingDoc = z.output<typeof propertyMappingSchema>;
 
 /** The fields of each object that are its own values (copied by name), not names of other objects or nested objects. */
 export const SCALAR_FIELDS = {

@@ -169,10 +169,7 @@ export class FederatedSourceService {
     if (hasUrl(next) && (urlsChanged || discoveryIssuerChanged || input.jwks !== undefined)) Object.assign(next, await this.loadKeys(next));
     if (!hasUrl(next)) next.keysFetchedAt = null;
     const { id: _id, createdAt: _createdAt, ...fields } = next;
-    const updated = await this.collections.federatedSources.updateOne({ id }, { $set: { ...fields, updatedAt: new Date() } });
-    if (!updated) throw new NotFoundError('federated source', id);
-    this.changed(id);
-    return updated;
+    return this.save(id, fields);
   }
 
   /** Fetches the keys again from jwksUrl or oidcDiscoveryUrl. */
@@ -181,7 +178,12 @@ export class FederatedSourceService {
     if (!current) throw new NotFoundError('federated source', id);
     if (!hasUrl(current)) throw new ValidationError('jwksUrl', 'this source has raw JWKS and neither jwksUrl nor oidcDiscoveryUrl to fetch keys from');
     const keys = await this.loadKeys(current);
-    const updated = await this.collections.federatedSources.updateOne({ id }, { $set: { ...keys, updatedAt: new Date() } });
+    return this.save(id, keys);
+  }
+
+  /** Writes the fields (a source's verifier forgets it at once). */
+  private async save(id: string, fields: Partial<FederatedSource>): Promise<FederatedSource> {
+    const updated = await this.collections.federatedSources.updateOne({ id }, { $set: { ...fields, updatedAt: new Date() } });
     if (!updated) throw new NotFoundError('federated source', id);
     this.changed(id);
     return updated;

@@ -15,12 +15,15 @@ import { OAuthError } from '../errors.js';
 import type { Grant, TokenRequest, TokenResponse } from './grant.js';
 import { grantedScopes, issueForIdentity, recordingFailures, type Attempt } from './machine-identity.js';
 
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'appPasswords' | 'events' | 'generatedAccounts' | 'jwtVerifier' | 'policies' | 'tokens' | 'users'>;
+
 export function refusalError(refusal: Refusal, request: TokenRequest): OAuthError {
   if (refusal.error === 'wrong_client_secret') return unmatchedClientSecret(request.client);
   return new OAuthError(refusal.error, refusal.description, refusal.detail);
 }
 
-async function handle(services: Services, request: TokenRequest, grant: string): Promise<TokenResponse> {
+async function handle(services: ServicesUsed, request: TokenRequest, grant: string): Promise<TokenResponse> {
   const { params, requestId, client: authenticated } = request;
   const { client, provider } = authenticated;
   const attempt: Attempt = { rule: 'none', username: null, context: {} };
@@ -44,7 +47,7 @@ async function handle(services: Services, request: TokenRequest, grant: string):
   });
 }
 
-function machineGrant(grantType: string, clientGrant: GrantType): Grant {
+function machineGrant(grantType: string, clientGrant: GrantType): Grant<ServicesUsed> {
   return {
     grantType,
     clientGrant,
@@ -55,5 +58,5 @@ function machineGrant(grantType: string, clientGrant: GrantType): Grant {
   };
 }
 
-export const clientCredentialsGrant: Grant = machineGrant('client_credentials', 'CLIENT_CREDENTIALS');
-export const passwordGrant: Grant = machineGrant('password', 'PASSWORD');
+export const clientCredentialsGrant: Grant<ServicesUsed> = machineGrant('client_credentials', 'CLIENT_CREDENTIALS');
+export const passwordGrant: Grant<ServicesUsed> = machineGrant('password', 'PASSWORD');

@@ -4,7 +4,7 @@
  * already exchanged, missing or wrong code_verifier) → expired_token → slow_down → access_denied
  * → authorization_pending → the bound policies (access_denied) → tokens, exactly once per code.
  */
-import { deviceFlowFor } from '../../domain/device-flow.js';
+import type { Services } from '../../domain/services.js';
 import { isUsable } from '../../domain/users.js';
 import { OAuthError, invalidGrant } from '../errors.js';
 import { verifierMatches } from '../pkce.js';
@@ -12,9 +12,12 @@ import { requireBoundKey, type Grant } from './grant.js';
 import { authorizeUserTokens, issueUserTokens } from './user-tokens.js';
 import { narrowed } from '../audience.js';
 
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'deviceFlow' | 'events' | 'policies' | 'tokens' | 'users'>;
+
 export const DEVICE_CODE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:device_code';
 
-export const deviceCodeGrant: Grant = {
+export const deviceCodeGrant: Grant<ServicesUsed> = {
   grantType: DEVICE_CODE_GRANT_TYPE,
   clientGrant: 'DEVICE_CODE',
   requireClientSecret: true,
@@ -22,7 +25,7 @@ export const deviceCodeGrant: Grant = {
     const deviceCode = params.get('device_code');
     if (!deviceCode) throw new OAuthError('invalid_request', 'device_code is required');
     const codeVerifier = params.get('code_verifier');
-    const flow = deviceFlowFor(services.store);
+    const flow = services.deviceFlow;
 
     const authorization = await flow.findByDeviceCode(deviceCode);
     if (!authorization) throw invalidGrant('the device code is invalid', 'unknown device_code');

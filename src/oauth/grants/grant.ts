@@ -6,7 +6,7 @@
 import type { GrantType } from '../../domain/model.js';
 import type { Services } from '../../domain/services.js';
 import type { FormParams } from '../../http/body.js';
-import type { AuthenticatedClient, PresentedClient } from '../client-auth.js';
+import type { AuthenticatedClient } from '../client-auth.js';
 import type { VerifiedProof } from '../../domain/dpop.js';
 import { OAuthError } from '../errors.js';
 
@@ -15,10 +15,6 @@ export interface TokenRequest {
   requestId: string;
   /** The client, authenticated as `requireClientSecret` asked. */
   client: AuthenticatedClient;
-  /** What the request presented, for grants with their own secret rules (client_credentials). */
-  presented: PresentedClient;
-  /** The raw Authorization header, if any. */
-  authorization: string | undefined;
   /** The `resource` (and, for token exchange, `audience`) values, each in the client's allowedAudiences (RFC 8707). */
   audience: string[];
   /**
@@ -42,7 +38,8 @@ export interface TokenResponse {
   issued_token_type?: string;
 }
 
-export interface Grant {
+/** A grant over the services it uses (`Reach`: a Pick of Services, so its reach is in its signature). */
+export interface Grant<Reach = Services> {
   /** The grant_type parameter value. */
   grantType: string;
   /** The grant the client must hold (contract: unauthorized_client otherwise). */
@@ -54,7 +51,7 @@ export interface Grant {
    * secret, grant not allowed); grants whose every attempt must be an event set it.
    */
   failureAction?: string;
-  handle(services: Services, request: TokenRequest): Promise<TokenResponse>;
+  handle(services: Reach, request: TokenRequest): Promise<TokenResponse>;
 }
 
 /** A grant input bound to a DPoP key (a device code, a refresh token) is redeemed only with a proof by that key. */

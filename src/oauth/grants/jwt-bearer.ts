@@ -4,6 +4,7 @@
  * verifier of incoming JWTs) and the token is for the identity rule 4 gives. parse → the client
  * (confidential ones prove their secret, public ones name themselves) → verify → policies → issue.
  */
+import type { Services } from '../../domain/services.js';
 import { jwtRule } from '../../domain/identity-rules.js';
 import { permittedScopes } from '../../domain/scopes.js';
 import { MAX_INPUT_TOKEN_LENGTH } from '../../domain/token-exchange.js';
@@ -11,9 +12,12 @@ import { OAuthError } from '../errors.js';
 import type { Grant } from './grant.js';
 import { grantedScopes, issueForIdentity, recordingFailures, type Attempt } from './machine-identity.js';
 
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'appPasswords' | 'events' | 'generatedAccounts' | 'jwtVerifier' | 'policies' | 'tokens' | 'users'>;
+
 export const JWT_BEARER_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 
-export const jwtBearerGrant: Grant = {
+export const jwtBearerGrant: Grant<ServicesUsed> = {
   grantType: JWT_BEARER_GRANT_TYPE,
   clientGrant: 'JWT_BEARER',
   requireClientSecret: true,

@@ -13,6 +13,9 @@ import { OAuthError, invalidGrant } from '../errors.js';
 import type { TokenRequest, TokenResponse } from './grant.js';
 import { enforceTokenPolicies, issueUserTokens, withScopeMappings, type UserTokenInput } from './user-tokens.js';
 
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'events' | 'generatedAccounts' | 'policies' | 'tokens'>;
+
 /** The requested scopes: each within the client's, and within the identity's limit (a token of this server). */
 export function grantedScopes(requested: string | undefined, permitted: readonly string[], limit: readonly string[] | null): string[] {
   const scopes = parseScopeParameter(requested);
@@ -24,7 +27,7 @@ export function grantedScopes(requested: string | undefined, permitted: readonly
   return scopes ?? [];
 }
 
-export async function saveAccount(services: Services, identity: Identity): Promise<Identity['user']> {
+export async function saveAccount(services: ServicesUsed, identity: Identity): Promise<Identity['user']> {
   try {
     return await services.generatedAccounts.save(identity.account!);
   } catch (error) {
@@ -43,7 +46,7 @@ export interface IdentityIssue {
 }
 
 /** Policies → save the generated account → scope mappings → issue, without a refresh token. */
-export async function issueForIdentity(services: Services, request: TokenRequest, grant: string, issue: IdentityIssue): Promise<TokenResponse> {
+export async function issueForIdentity(services: ServicesUsed, request: TokenRequest, grant: string, issue: IdentityIssue): Promise<TokenResponse> {
   const { provider, client } = request.client;
   const { identity } = issue;
   const input: UserTokenInput = {

@@ -4,6 +4,7 @@
  * a spent token again means it leaked: the whole family is revoked (RFC 9700 §4.14.2).
  * Scope may only narrow. Bound policies decide before the token is spent (invalid_grant).
  */
+import type { Services } from '../../domain/services.js';
 import { parseScopeParameter, permittedScopes } from '../../domain/scopes.js';
 import { isUsable } from '../../domain/users.js';
 import { OAuthError, invalidGrant } from '../errors.js';
@@ -11,7 +12,10 @@ import { requireBoundKey, type Grant } from './grant.js';
 import { authorizeUserTokens, issueUserTokens } from './user-tokens.js';
 import { narrowed } from '../audience.js';
 
-export const refreshTokenGrant: Grant = {
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'events' | 'logger' | 'policies' | 'tokens' | 'users'>;
+
+export const refreshTokenGrant: Grant<ServicesUsed> = {
   grantType: 'refresh_token',
   clientGrant: 'REFRESH_TOKEN',
   requireClientSecret: true,
@@ -22,7 +26,7 @@ export const refreshTokenGrant: Grant = {
     const asked = scopeParam === undefined ? null : parseScopeParameter(scopeParam);
     if (scopeParam !== undefined && asked === null) throw new OAuthError('invalid_scope', 'the scope parameter is malformed');
 
-    const record = presented.length <= 512 ? await services.tokens.findRefreshToken(presented) : null;
+    const record = presented.length <= 512 ? await services.tokens.refreshTokens.find(presented) : null;
     if (!record) throw invalidGrant('the refresh token is invalid', 'unknown refresh token');
     // Another client's token is not spent: the legitimate holder keeps it.
     if (record.clientId !== client.clientId) throw invalidGrant('the refresh token is invalid', `refresh token of client ${record.clientId}`);
@@ -37,7 +41,7 @@ export const refreshTokenGrant: Grant = {
     }
     const user = await services.users.get(record.userId);
     if (!user || !isUsable(user)) {
-      await services.tokens.revokeRefreshFamily(record.familyId, now);
+      await services.tokens.refreshTokens.revokeFamily(record.familyId, now);
       throw invalidGrant('the refresh token is invalid', 'the user is gone or inactive');
     }
     // Scopes the admin has since taken from the client are not renewed.
@@ -48,12 +52,12 @@ export const refreshTokenGrant: Grant = {
     const authorized = await authorizeUserTokens(services, { provider, client, user, scopes, requestId, grant: 'refresh_token', audience }, 'invalid_grant');
 
     // The one conditional update that decides which of several racing uses wins.
-    const spent = await services.store.refreshTokenRepository.spend(record.tokenHash, now);
+    const spent = await services.tokens.refreshTokens.spend(record, now);
     if (!spent) return reused(record.familyId);
     return issueUserTokens(services, { ...authorized, refreshFamilyId: spent.familyId });
 
     async function reused(familyId: string): Promise<never> {
-      const revoked = await services.tokens.revokeRefreshFamily(familyId, now);
+      const revoked = await services.tokens.refreshTokens.revokeFamily(familyId, now);
       services.logger.warn({ requestId, clientId: client.clientId, familyId, revoked }, 'refresh token reused: family revoked');
       throw invalidGrant('the refresh token is invalid', 'refresh token reused; its family is revoked');
     }

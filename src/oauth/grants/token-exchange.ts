@@ -6,11 +6,15 @@
  * subject's may_act does not name needs a policy bound to the client) → issue an access token,
  * never a refresh token. Each exchange is a TOKEN_EXCHANGED event, each refusal LOGIN_FAILED.
  */
+import type { Services } from '../../domain/services.js';
 import { permittedScopes } from '../../domain/scopes.js';
 import { TOKEN_TYPE, verifyExchange, type VerifiedExchange } from '../../domain/token-exchange.js';
 import { OAuthError } from '../errors.js';
 import type { Grant } from './grant.js';
 import { grantedScopes, issueForIdentity, recordingFailures, type Attempt } from './machine-identity.js';
+
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'appPasswords' | 'events' | 'generatedAccounts' | 'jwtVerifier' | 'policies' | 'tokens' | 'users'>;
 
 export const TOKEN_EXCHANGE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 
@@ -21,7 +25,7 @@ export function exchangeScopes(requested: string | undefined, permitted: readonl
   return grantedScopes(asked, permitted, limit);
 }
 
-export const tokenExchangeGrant: Grant = {
+export const tokenExchangeGrant: Grant<ServicesUsed> = {
   grantType: TOKEN_EXCHANGE_GRANT_TYPE,
   clientGrant: 'TOKEN_EXCHANGE',
   requireClientSecret: true,

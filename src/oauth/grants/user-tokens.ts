@@ -13,6 +13,9 @@ import type { Services } from '../../domain/services.js';
 import { OAuthError } from '../errors.js';
 import type { TokenResponse } from './grant.js';
 
+/** What this module uses of the services. */
+type ServicesUsed = Pick<Services, 'events' | 'policies' | 'tokens'>;
+
 export interface UserTokenInput {
   provider: Provider;
   client: Client;
@@ -50,7 +53,7 @@ export interface AuthorizedUserTokens extends UserTokenInput {
  * one that did not); `refusal` is the error the grant answers then. Returns what to issue.
  */
 export async function authorizeUserTokens(
-  services: Services, input: UserTokenInput & { codeVerifier?: string | null }, refusal: 'access_denied' | 'invalid_grant',
+  services: ServicesUsed, input: UserTokenInput & { codeVerifier?: string | null }, refusal: 'access_denied' | 'invalid_grant',
 ): Promise<AuthorizedUserTokens> {
   // The admin scope only for admins, not granted otherwise (RFC 6749 §3.3; the response says what was).
   const narrowed = { ...input, scopes: grantableScopes(input.user, input.scopes) };
@@ -60,7 +63,7 @@ export async function authorizeUserTokens(
 }
 
 export async function enforceTokenPolicies(
-  services: Services, input: UserTokenInput & { codeVerifier?: string | null }, refusal: 'access_denied' | 'invalid_grant',
+  services: ServicesUsed, input: UserTokenInput & { codeVerifier?: string | null }, refusal: 'access_denied' | 'invalid_grant',
 ): Promise<void> {
   const { provider, client, user, scopes, requestId } = input;
   const decision = await services.policies.evaluateTokenPolicies({
@@ -77,7 +80,7 @@ export async function enforceTokenPolicies(
 }
 
 /** The claims of the scope mappings of the granted scopes. */
-export async function withScopeMappings(services: Services, input: UserTokenInput): Promise<AuthorizedUserTokens> {
+export async function withScopeMappings(services: ServicesUsed, input: UserTokenInput): Promise<AuthorizedUserTokens> {
   const { provider, client, user, scopes, requestId } = input;
   const extraClaims = await services.policies.scopeMappingClaims({ provider, user, client, scopes, requestId });
   return { ...input, extraClaims };
@@ -93,7 +96,7 @@ export interface IssueOptions {
 }
 
 export async function issueUserTokens(
-  services: Services, input: AuthorizedUserTokens & { refreshFamilyId?: string }, options: IssueOptions = {},
+  services: ServicesUsed, input: AuthorizedUserTokens & { refreshFamilyId?: string }, options: IssueOptions = {},
 ): Promise<TokenResponse> {
   const { provider, client, user, scopes, extraClaims } = input;
   const notAfter = input.notAfter ?? null;
@@ -116,7 +119,7 @@ export async function issueUserTokens(
   }
   if (refreshFamilyId) {
     // Rotation keeps the new refresh token in its family.
-    const refresh = await services.tokens.issueRefreshToken({
+    const refresh = await services.tokens.refreshTokens.issue({
       provider, clientId: client.clientId, userId: user.id, scopes, familyId: refreshFamilyId, notAfter, audience: input.audience ?? null,
       // RFC 9449 §5: a confidential client's refresh token is bound by its authentication, a public client's by the key.
       dpopJkt: client.type === 'PUBLIC' ? jkt : null,

@@ -9,7 +9,7 @@
 import { createRequire } from 'node:module';
 import mongoose, { type Connection, type mongo as Mongo } from 'mongoose';
 import type * as Flexible from 'rate-limiter-flexible';
-import type { DocumentCollection, StoreAdapter } from '../ports.js';
+import type { DocumentCollection, RateLimiterBackend, StoreAdapter } from '../ports.js';
 import { COLLECTION_NAMES, collectionSpecs, type CollectionSpec, type RetentionOptions } from '../specs.js';
 import { StoreUnavailableError } from '../errors.js';
 import { MongoCollection } from './mongo-collection.js';
@@ -33,13 +33,7 @@ export interface MongoStoreOptions extends RetentionOptions {
   startupWaitMS?: number;
 }
 
-/** What RateLimiterMongo takes: a client whose `collection(name)` it uses, and the collection's name. */
-export interface MongoRateLimitBackend {
-  storeClient: { collection(name: string): unknown };
-  tableName: string;
-}
-
-export type MongoStore = StoreAdapter & { mongoRateLimits: MongoRateLimitBackend };
+export type MongoStore = StoreAdapter & { rateLimiterBackend(): RateLimiterBackend };
 
 /**
  * The adapter over a database, without touching it: openMongoStore makes the indexes first. Tests
@@ -47,6 +41,7 @@ export type MongoStore = StoreAdapter & { mongoRateLimits: MongoRateLimitBackend
  */
 export function mongoStoreOver(db: Mongo.Db, specs: Record<string, CollectionSpec>, close: () => Promise<void>): MongoStore {
   const collections: Record<string, DocumentCollection<{ id: string }>> = {};
+  const rateLimits: RateLimiterBackend = { storeClient: rateLimitClient(db), tableName: RATE_LIMITS_COLLECTION };
   for (const name of COLLECTION_NAMES) collections[name] = new MongoCollection(name, db.collection(name), specs[name]!);
   return {
     kind: 'mongodb',
@@ -65,7 +60,7 @@ export function mongoStoreOver(db: Mongo.Db, specs: Record<string, CollectionSpe
       }
     },
     close,
-    mongoRateLimits: { storeClient: rateLimitClient(db), tableName: RATE_LIMITS_COLLECTION },
+    rateLimiterBackend: () => rateLimits,
   };
 }
 
@@ -74,7 +69,7 @@ export function mongoStoreOver(db: Mongo.Db, specs: Record<string, CollectionSpe
  * unreachable MongoDB is StoreUnavailableError; a duplicate key stays the driver's error, which
  * the library handles itself (RateLimiterMongo._upsert checks code 11000).
  */
-function rateLimitClient(db: Mongo.Db): MongoRateLimitBackend['storeClient'] {
+function rateLimitClient(db: Mongo.Db): RateLimiterBackend['storeClient'] {
   const guard = <R>(promise: Promise<R>): Promise<R> => promise.catch((error: unknown) => {
     throw unavailableOr(error);
   });
