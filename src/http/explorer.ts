@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Middleware } from 'koa';
-import { PAGE_HEAD, html } from '../verification/html.js';
+import { PAGE_HEAD, html } from './html.js';
 import { pageHeaders } from './page-headers.js';
 
 const require = createRequire(import.meta.url);

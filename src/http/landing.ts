@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Middleware } from 'koa';
 import type { Services } from '../domain/services.js';
 import type { Provider } from '../domain/model.js';
-import { Html, PAGE_HEAD, html } from '../verification/html.js';
+import { Html, PAGE_HEAD, html } from './html.js';
 import { pageHeaders } from './page-headers.js';
 
 /** Enough for a page a person reads; the admin API lists the rest. */

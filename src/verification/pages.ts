@@ -3,7 +3,7 @@
  * phone, labelled fields, errors announced to screen readers (role="alert"), and styles under a
  * CSP nonce (no inline style attributes, no scripts at all).
  */
-import { Html, PAGE_HEAD, html } from './html.js';
+import { Html, PAGE_HEAD, html } from '../http/html.js';
 
 export interface PageFrame {
   title: string;
