@@ -3,10 +3,10 @@
  * least every 100 ms and on shutdown: a crash can lose at most the last 100 ms of events,
  * never a token or a configuration change (those are written before the response).
  */
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuditEvent } from './model.js';
 import type { Collections } from '../store/ports.js';
+import { timeOrderedUuid } from './time-ordered-id.js';
 
 export interface EventInput {
   action: string;
@@ -17,6 +17,12 @@ export interface EventInput {
 }
 
 export const FLUSH_INTERVAL_MS = 100;
+/**
+ * Events per write: a flush writes its batch in runs of this many, one commit each, so that the
+ * requests in between are answered (500 in one commit held the event loop 5–10 ms on the embedded
+ * store, and so made the p99 of every request about that; runs of 100 hold it about 1.5 ms).
+ */
+const EVENTS_PER_WRITE = 100;
 
 /** Where a request came from, added to the context of every event it records. */
 export interface RequestOrigin {
@@ -51,7 +57,7 @@ export class EventLog {
     const origin = input.requestId ? this.origins.get(input.requestId) : undefined;
     const context = input.context ?? {};
     const event: AuditEvent = {
-      id: randomUUID(),
+      id: timeOrderedUuid(),
       action: input.action,
       requestId: input.requestId ?? null,
       clientId: input.clientId ?? null,
@@ -76,11 +82,14 @@ export class EventLog {
     this.queue = [];
     if (batch.length === 0) return this.flushing;
     this.flushing = this.flushing.then(async () => {
-      try {
-        // One write for the batch (ids are fresh UUIDs: a collision would be a bug, not a race).
-        await this.collections.events.insertMany(batch);
-      } catch (error) {
-        this.logger.error({ err: error, events: batch.length, firstRequestId: batch[0]!.requestId }, 'could not store audit events');
+      for (let start = 0; start < batch.length; start += EVENTS_PER_WRITE) {
+        const run = batch.slice(start, start + EVENTS_PER_WRITE);
+        try {
+          // Ids are fresh: a collision would be a bug, not a race.
+          await this.collections.events.insertMany(run);
+        } catch (error) {
+          this.logger.error({ err: error, events: run.length, firstRequestId: run[0]!.requestId }, 'could not store audit events');
+        }
       }
     });
     return this.flushing;

@@ -36,6 +36,8 @@ type Statement = Database.Statement<Param[]>;
 export const SWEEP_INTERVAL_MS = 60_000;
 /** Rows removed per sweep statement: a sweep yields to the event loop in between. */
 const SWEEP_CHUNK = 1_000;
+/** Inserts into a capped collection between two counts of it (see SqliteCollection.known). */
+const RECOUNT_EVERY = 1_000;
 export const DEFAULT_EMBEDDED_MAX_EVENTS = 100_000;
 /** Matches of a substring search under which the trigram index gives the candidates (see query.ts). */
 const SELECTIVE_SEARCH = 1_000;
@@ -107,8 +109,14 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
   private readonly ttlColumn: string | null;
   private readonly search: SearchIndex | null;
   private readonly updateTransaction: (selection: Selection, update: Doc, many: boolean) => Doc[];
-  /** Records that can still come in before the collection may hold more than maxRecords (counted when negative). */
-  private room = 0;
+  /**
+   * The size of a capped collection (maxRecords) as last known: counted at its first write and
+   * after every RECOUNT_EVERY inserts (other processes' writes make it drift), else kept by adding
+   * what is inserted and taking away what is deleted. A count(*) is a scan of an index: per
+   * insert, at 100,000 events, it cost more than the insert itself.
+   */
+  private known: number | null = null;
+  private sinceCount = 0;
 
   constructor(
     private readonly name: string,
@@ -184,9 +192,11 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
   /** Deletes up to `limit` expired records (all when absent); returns how many. */
   removeExpired(limit = -1): number {
     if (!this.ttlColumn) return 0;
-    return this.statement(
+    const removed = this.statement(
       `DELETE FROM ${this.table} WHERE rowid IN (SELECT rowid FROM ${this.table} WHERE ${this.ttlColumn} < ? LIMIT ?)`,
     ).run(this.expiryLimit(), limit).changes;
+    if (this.known !== null) this.known -= removed;
+    return removed;
   }
 
   private insertRow(doc: T): Row {
@@ -207,37 +217,41 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
     if (docs.length === 0) return;
     return this.group.write(() => {
       let conflict: ConflictError | null = null;
+      let inserted = 0;
       // A colliding record fails alone; the others are stored.
       for (const doc of docs) {
         try {
           this.write(() => this.insertRow(doc));
+          inserted++;
         } catch (error) {
           if (!(error instanceof ConflictError)) throw error;
           conflict ??= error;
         }
       }
-      this.trim(docs.length);
+      this.trim(inserted);
       if (conflict) throw conflict;
     });
   }
 
   /**
    * The audit log's bounds after a write: its retention (the TTL on createdAt) and the newest
-   * maxRecords (TESSERA_EMBEDDED_MAX_EVENTS). Counted only when enough records came in to pass it.
+   * maxRecords (TESSERA_EMBEDDED_MAX_EVENTS), the oldest beyond it deleted in the same transaction.
    */
   private trim(inserted: number): void {
     if (this.maxRecords === null) return;
     if (this.ttlColumn) this.removeExpired();
-    this.room -= inserted;
-    if (this.room >= 0) return;
-    const count = (this.statement(`SELECT count(*) AS n FROM ${this.table}`).get() as { n: number }).n;
-    if (count > this.maxRecords) {
-      const createdAt = fieldExpression('createdAt');
-      this.statement(
-        `DELETE FROM ${this.table} WHERE rowid IN (SELECT rowid FROM ${this.table} ORDER BY ${createdAt} ASC LIMIT ?)`,
-      ).run(count - this.maxRecords);
+    this.sinceCount += inserted;
+    if (this.known === null || this.sinceCount >= RECOUNT_EVERY) {
+      this.known = (this.statement(`SELECT count(*) AS n FROM ${this.table}`).get() as { n: number }).n;
+      this.sinceCount = 0;
+    } else {
+      this.known += inserted;
     }
-    this.room = this.maxRecords - Math.min(count, this.maxRecords);
+    if (this.known <= this.maxRecords) return;
+    const createdAt = fieldExpression('createdAt');
+    this.known -= this.statement(
+      `DELETE FROM ${this.table} WHERE rowid IN (SELECT rowid FROM ${this.table} ORDER BY ${createdAt} ASC LIMIT ?)`,
+    ).run(this.known - this.maxRecords).changes;
   }
 
   /** SQLite's plan for find(filter, options): one line per step (EXPLAIN QUERY PLAN). */
@@ -290,11 +304,13 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
   async deleteOne(filter: Filter): Promise<boolean> {
     const { where, params } = this.select(filter);
     const sql = `DELETE FROM ${this.table} WHERE rowid = (SELECT rowid FROM ${this.table} WHERE ${where} LIMIT 1)`;
+    this.known = null;
     return this.group.write(() => this.statement(sql).run(...params).changes > 0);
   }
 
   async deleteMany(filter: Filter): Promise<number> {
     const { where, params } = this.select(filter);
+    this.known = null;
     return this.group.write(() => this.statement(`DELETE FROM ${this.table} WHERE ${where}`).run(...params).changes);
   }
 }
