@@ -4,7 +4,8 @@
  * across processes (the poll clock, slow_down, exchanged-once, decided-once) is one conditional
  * update in DeviceAuthorizationRepository; nothing here keeps state in memory.
  */
-import { randomInt, randomUUID } from 'node:crypto';
+import { randomInt } from 'node:crypto';
+import { timeOrderedUuid } from './time-ordered-id.js';
 import type { Client, DeviceAuthorization, Provider } from './model.js';
 import { alphabetIsCaseInsensitive, answeredPollInterval, userCodeAlphabet } from './providers.js';
 import { generateSecret, randomBelow, sha256Hex } from './secrets.js';
@@ -115,7 +116,8 @@ export class DeviceFlowService {
       const deviceCode = generateSecret();
       const userCode = generateUserCode(alphabet, settings.userCodeLength);
       const authorization: DeviceAuthorization = {
-        id: randomUUID(),
+        // Time-ordered: the id index grows at its end (time-ordered-id.ts); the code hashes are random anyway.
+        id: timeOrderedUuid(),
         deviceCodeHash: sha256Hex(deviceCode),
         userCode: normalizeUserCode(userCode, alphabet),
         clientId: input.client.clientId,
