@@ -1,6 +1,6 @@
 /**
  * Audit event retention: events older than TESSERA_EVENT_RETENTION_DAYS are removed, and the
- * embedded store (which holds every record in memory) keeps only the newest
+ * embedded store keeps only the newest
  * TESSERA_EMBEDDED_MAX_EVENTS, pruned as batches are written.
  */
 import { test } from 'node:test';

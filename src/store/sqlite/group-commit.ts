@@ -17,7 +17,8 @@ export class GroupCommit {
   private waiting: Waiting[] = [];
   private open = false;
 
-  constructor(private readonly db: Database.Database) {}
+  /** `committed` is told of every commit (the checkpointer counts them). */
+  constructor(private readonly db: Database.Database, private readonly committed: () => void = () => undefined) {}
 
   /** Runs `work` (synchronous statements) inside the group's transaction; settles after its commit. */
   write<R>(work: () => R): Promise<R> {
@@ -64,6 +65,7 @@ export class GroupCommit {
       for (const one of waiting) one.reject(error);
       return;
     }
+    this.committed();
     for (const one of waiting) one.resolve();
   }
 }

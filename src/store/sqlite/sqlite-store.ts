@@ -26,7 +26,7 @@ import { indexesOf, migrate, quote, searchTable } from './schema.js';
 import { applyUpdate, decodeRow, encodeRow, type Row } from './records.js';
 import { importNedbDataDir } from './nedb-import.js';
 import { GroupCommit } from './group-commit.js';
-import { FALLBACK_AUTOCHECKPOINT_PAGES, startCheckpointer } from './checkpointer.js';
+import { startCheckpointer, type CheckpointTiming } from './checkpointer.js';
 
 type Doc = Record<string, unknown>;
 type Db = Database.Database;
@@ -50,6 +50,8 @@ export interface EmbeddedStoreOptions extends RetentionOptions {
   maxEvents?: number;
   /** TESSERA_DURABILITY: `full` fsyncs every commit (synchronous=FULL), `normal` at checkpoints. */
   durability?: Durability;
+  /** When the checkpoint worker starts and stops (tests shorten it). */
+  checkpointTiming?: CheckpointTiming;
 }
 
 export interface EmbeddedStore extends StoreAdapter {
@@ -57,6 +59,8 @@ export interface EmbeddedStore extends StoreAdapter {
   sweepExpired(): Promise<number>;
   /** A PRAGMA's value on this connection (its settings: synchronous, journal_mode). */
   pragma(name: string): unknown;
+  /** Whether the checkpoint worker runs (checkpointer.ts): for tests and diagnosis. */
+  checkpointing(): boolean;
   /** How SQLite would answer a find on a collection (EXPLAIN QUERY PLAN): for tests and diagnosis. */
   plan(collection: keyof Collections, filter: Filter, options?: FindOptions): string[];
 }
@@ -327,7 +331,6 @@ export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreO
     // Another process holding the write lock (a second worker, a backup) is waited for, not an error.
     db.pragma('busy_timeout = 5000');
     db.pragma('cache_size = -16000');
-    db.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
     db.function('tessera_regexp', { deterministic: true }, regexpTest);
     migrate(db, specs);
   } catch (error) {
@@ -335,14 +338,14 @@ export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreO
     throw error;
   }
   const statements = new Statements(db);
-  const group = new GroupCommit(db);
+  const checkpointer = startCheckpointer(file, db, options.checkpointTiming);
+  const group = new GroupCommit(db, () => checkpointer.committed());
   const maxEvents = options.maxEvents ?? DEFAULT_EMBEDDED_MAX_EVENTS;
   const collections: Record<string, SqliteCollection<{ id: string }>> = {};
   for (const name of COLLECTION_NAMES) {
     collections[name] = new SqliteCollection(name, db, statements, group, specs[name], name === 'events' ? maxEvents : null);
   }
   await importNedbDataDir(dataDir, db);
-  const checkpointer = startCheckpointer(file);
 
   const expiring = COLLECTION_NAMES.filter((name) => specs[name].ttl).map((name) => collections[name]!);
   let closing = false;
@@ -374,6 +377,7 @@ export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreO
     },
     sweepExpired: sweep,
     pragma: (name: string) => db.pragma(name, { simple: true }),
+    checkpointing: () => checkpointer.running(),
     plan: (name: keyof Collections, filter: Filter, options?: FindOptions) => collections[name]!.plan(filter, options),
     async close() {
       if (closing) return;
