@@ -5,11 +5,13 @@
  * These are scripts, not tests: they drive real servers on 127.0.0.1 only, for a bounded time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import type { User } from '../src/domain/model.js';
 
 /** The repository root (this file runs as dist/bench/lib.js). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -148,6 +150,24 @@ export function spawnServer(label: string, args: string[], env: NodeJS.ProcessEn
     if (!stopping) process.stderr.write(`${label} (pid ${child.pid}) exited unexpectedly: code ${code}, signal ${signal}\n`);
   });
   return state;
+}
+
+/** The `i`th of the users the bench scripts seed straight into a store (one in ten a service account). */
+export function syntheticUser(i: number, createdAt: Date): User {
+  return {
+    id: randomUUID(),
+    username: `user-${String(i).padStart(6, '0')}`,
+    name: `User Number ${i}`,
+    email: `user${i}@example.com`,
+    type: i % 10 === 0 ? 'SERVICE_ACCOUNT' : 'INTERNAL',
+    isActive: true,
+    isAdmin: false,
+    attributes: { n: i },
+    passwordHash: null,
+    expiresAt: null,
+    createdAt,
+    updatedAt: createdAt,
+  };
 }
 
 /** A port free right now on 127.0.0.1. */

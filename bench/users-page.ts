@@ -20,7 +20,6 @@
  * A script, not a test: 127.0.0.1 only, a bounded number of sequential requests.
  */
 import 'reflect-metadata';
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +33,7 @@ import { startServer } from '../src/server.js';
 import { openEmbeddedStore } from '../src/store/sqlite/sqlite-store.js';
 import { encodeCursor } from '../src/admin/pagination.js';
 import type { User } from '../src/domain/model.js';
+import { syntheticUser } from './lib.js';
 
 const USERS = Number(process.env.BENCH_USERS ?? 100_000);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 200);
@@ -47,24 +47,7 @@ const TOKEN = 'bench-admin-token-0123456789abcdef';
 async function seed(dataDir: string): Promise<User[]> {
   const start = Date.now() - USERS * 10;
   const users: User[] = [];
-  for (let i = 0; i < USERS; i++) {
-    const createdAt = new Date(start + i * 10);
-    const user: User = {
-      id: randomUUID(),
-      username: `user-${String(i).padStart(6, '0')}`,
-      name: `User Number ${i}`,
-      email: `user${i}@example.com`,
-      type: i % 10 === 0 ? 'SERVICE_ACCOUNT' : 'INTERNAL',
-      isActive: true,
-      isAdmin: false,
-      attributes: { n: i },
-      passwordHash: null,
-      expiresAt: null,
-      createdAt,
-      updatedAt: createdAt,
-    };
-    users.push(user);
-  }
+  for (let i = 0; i < USERS; i++) users.push(syntheticUser(i, new Date(start + i * 10)));
   const store = await openEmbeddedStore(dataDir);
   await store.users.insertMany(users);
   await store.close();
