@@ -70,6 +70,20 @@ const RATIO_TARGET: Partial<Record<ScenarioKey, number>> = {
   'token-exchange-rs256': 1.2,
 };
 
+/** Where Tessera's memory is, from its own /metrics: the V8 heap (young and old generation), used and reserved. */
+async function heapOf(url: string): Promise<string> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const metric = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? NaN) / 1048576;
+    const total = metric(/^tessera_nodejs_heap_size_total_bytes (\S+)/m);
+    const used = metric(/^tessera_nodejs_heap_size_used_bytes (\S+)/m);
+    const young = metric(/^tessera_nodejs_heap_space_size_total_bytes\{space="new"\} (\S+)/m);
+    return Number.isNaN(total) ? '' : ` (V8 heap ${fmt.mb(total)} MB reserved, ${fmt.mb(used)} used, young generation ${fmt.mb(young)})`;
+  } catch {
+    return '';
+  }
+}
+
 interface Side {
   runs: Measurement[];
   failure: string | null;
@@ -167,7 +181,8 @@ async function main(): Promise<number> {
   } finally {
     const tesseraRss = rssMb(tessera.child.pid);
     const peerRss = rssMb(peer.child.pid);
-    notes.push(`server RSS after the runs: Tessera ${fmt.mb(tesseraRss)} MB (issue 7 target ≤ 150), peer ${fmt.mb(peerRss)} MB`);
+    const heap = await heapOf(tessera.url);
+    notes.push(`server RSS after the runs: Tessera ${fmt.mb(tesseraRss)} MB${heap} (issue 12 target ≤ 150), peer ${fmt.mb(peerRss)} MB`);
     await Promise.all([tessera.stop(), peer.stop()]);
   }
 
