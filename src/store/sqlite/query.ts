@@ -16,10 +16,17 @@ export type Param = string | number | null;
 
 const FIELD = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$/;
 
-/** The SQL literal of a field's JSON path (field names come from code, but are checked anyway). */
+const paths = new Map<string, string>();
+/** The SQL literal of a field's JSON path (field names come from code, but are checked anyway); made once per field. */
 export function jsonPath(field: string): string {
-  if (!FIELD.test(field)) throw new Error(`not a field name: ${field}`);
-  return `'$.${field.split('.').map((part) => `"${part}"`).join('.')}'`;
+  let path = paths.get(field);
+  if (path === undefined) {
+    if (!FIELD.test(field)) throw new Error(`not a field name: ${field}`);
+    path = `'$.${field.split('.').map((part) => `"${part}"`).join('.')}'`;
+    // Field names come from code: few. The bound only guards against a caller that makes them up.
+    if (paths.size < 10_000) paths.set(field, path);
+  }
+  return path;
 }
 
 /** The SQL expression of a stored field: the id column, or the value inside the JSON record. */

@@ -112,7 +112,7 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
   private readonly fieldsByIndex: Map<string, string>;
   private readonly ttlColumn: string | null;
   private readonly search: SearchIndex | null;
-  private readonly updateTransaction: (selection: Selection, update: Doc, many: boolean) => Doc[];
+  private readonly updateMatching: (selection: Selection, update: Doc) => Doc[];
   /**
    * The size of a capped collection (maxRecords) as last known: counted at its first write and
    * after every RECOUNT_EVERY inserts (other processes' writes make it drift), else kept by adding
@@ -142,18 +142,23 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
         `SELECT count(*) AS n FROM (SELECT 1 FROM ${quote(searchTable(name))} WHERE ${quote(searchTable(name))} MATCH ? LIMIT ${SELECTIVE_SEARCH})`,
       ).get(query) as { n: number }).n < SELECTIVE_SEARCH,
     } : null;
-    this.updateTransaction = db.transaction((selection: Selection, update: Doc, many: boolean) => {
-      const rows = this.statement(`SELECT rowid, json(doc) AS doc, dates FROM ${this.table} WHERE ${selection.where}${many ? '' : ' LIMIT 1'}`)
-        .all(...selection.params) as (Row & { rowid: number })[];
-      const write = this.statement(`UPDATE ${this.table} SET doc = jsonb(?), dates = ? WHERE rowid = ?`);
-      return rows.map((row) => {
-        const doc = decodeRow(row);
-        applyUpdate(doc, update);
-        const next = encodeRow(doc);
-        write.run(next.doc, next.dates, row.rowid);
-        return doc;
-      });
-    }).immediate as (selection: Selection, update: Doc, many: boolean) => Doc[];
+    // updateMany's rows change together or not at all (a unique conflict on one undoes the others):
+    // a savepoint inside the group's transaction. updateOne changes one row in one statement.
+    this.updateMatching = db.transaction((selection: Selection, update: Doc) => this.applyTo(selection, update, true)).immediate;
+  }
+
+  /** Reads the matching records, applies the update to each in memory and writes it back, in the group's transaction. */
+  private applyTo(selection: Selection, update: Doc, many: boolean): Doc[] {
+    const rows = this.statement(`SELECT rowid, json(doc) AS doc, dates FROM ${this.table} WHERE ${selection.where}${many ? '' : ' LIMIT 1'}`)
+      .all(...selection.params) as (Row & { rowid: number })[];
+    const write = this.statement(`UPDATE ${this.table} SET doc = jsonb(?), dates = ? WHERE rowid = ?`);
+    return rows.map((row) => {
+      const doc = decodeRow(row);
+      applyUpdate(doc, update);
+      const next = encodeRow(doc);
+      write.run(next.doc, next.dates, row.rowid);
+      return doc;
+    });
   }
 
   private statement(sql: string): Statement {
@@ -294,7 +299,7 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
     const stored = toStoredUpdate(update, this.spec);
     const selection = this.select(filter);
     return this.group.write(() => {
-      const [doc] = this.write(() => this.updateTransaction(selection, stored, false));
+      const [doc] = this.write(() => this.applyTo(selection, stored, false));
       return doc ? fromStored<T>(doc, this.spec) : null;
     });
   }
@@ -302,7 +307,7 @@ class SqliteCollection<T extends { id: string }> implements DocumentCollection<T
   async updateMany(filter: Filter, update: Update): Promise<number> {
     const stored = toStoredUpdate(update, this.spec);
     const selection = this.select(filter);
-    return this.group.write(() => this.write(() => this.updateTransaction(selection, stored, true)).length);
+    return this.group.write(() => this.write(() => this.updateMatching(selection, stored)).length);
   }
 
   async deleteOne(filter: Filter): Promise<boolean> {
