@@ -335,7 +335,9 @@ export async function openEmbeddedStore(dataDir: string, options: EmbeddedStoreO
     db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
     // Another process holding the write lock (a second worker, a backup) is waited for, not an error.
     db.pragma('busy_timeout = 5000');
-    db.pragma('cache_size = -16000');
+    // 4 MB of pages of its own; the rest is the OS's page cache, a pread away. Measured against
+    // 16 MB: the same bench throughput and users-page latencies at 100,000 users, 10–25 MB less RSS.
+    db.pragma('cache_size = -4000');
     db.function('tessera_regexp', { deterministic: true }, regexpTest);
     migrate(db, specs);
   } catch (error) {
