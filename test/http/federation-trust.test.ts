@@ -223,3 +223,50 @@ describe('admin changes to a source apply at once on this process (issue 11 poin
     await rejection(await present(clientId, await sign({ aud: 'tessera-2' })));
   });
 });
+
+describe('a verified JWT is remembered for a minute, but nothing it did not prove is', () => {
+  const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const at = () => Math.floor(Date.now() / 1000);
+  const signAt = (claims: JWTPayload, iat: number, exp: number, signer = key) =>
+    new SignJWT({ sub: 'workload', ...claims }).setProtectedHeader({ alg: 'ES256', kid: signer.kid, typ: 'JWT' })
+      .setIssuedAt(iat).setExpirationTime(exp).sign(signer.privateKey);
+
+  test('the same JWT again: accepted again; after its exp: expired; past maxTokenAgeSeconds: too old', async () => {
+    const source = await sourceWith({ audience: 'tessera', maxTokenAgeSeconds: 60 });
+    const { clientId } = await trusting({ federatedSourceIds: [source.id] });
+    const shortLived = await signAt({ aud: 'tessera' }, at(), at() + 2);
+    const ageing = await signAt({ aud: 'tessera' }, at() - 58, at() + 300);
+    for (const jwt of [shortLived, ageing]) {
+      assert.equal((await present(clientId, jwt)).status, 200);
+      assert.equal((await present(clientId, jwt)).status, 200, 'the same bytes, remembered');
+    }
+    await wait(3_100);
+    assert.equal((await rejection(await present(clientId, shortLived))).assertionRejection, 'expired');
+    assert.equal((await rejection(await present(clientId, ageing))).assertionRejection, 'too_old');
+  });
+
+  test('the same JWT at a provider whose audience it does not name is refused', async () => {
+    const source = await sourceWith({ audience: null });
+    const first = await trusting({ federatedSourceIds: [source.id] });
+    const second = await trusting({ federatedSourceIds: [source.id] });
+    const jwt = await sign({ aud: `${t.server.services.config.publicUrl}/application/o/${first.provider.slug}/` });
+    assert.equal((await present(first.clientId, jwt)).status, 200);
+    assert.equal((await rejection(await present(second.clientId, jwt))).assertionRejection, 'aud_mismatch');
+    assert.equal((await present(first.clientId, jwt)).status, 200);
+  });
+
+  test('the same JWT after its key left the source (keys fetched again) is refused', async () => {
+    host.keys = [key.publicJwk];
+    const created = await t.gql<{ createFederatedSource: { id: string } }>(
+      'mutation($input: CreateFederatedSourceInput!) { createFederatedSource(input: $input) { id } }',
+      { input: { name: 'remembered', slug: unique('remembered'), audience: 'tessera', jwksUrl: `${host.url}/jwks` } },
+    );
+    const { clientId } = await trusting({ federatedSourceIds: [created.createFederatedSource.id] });
+    const jwt = await sign({ aud: 'tessera' });
+    assert.equal((await present(clientId, jwt)).status, 200);
+    host.keys = [(await signingKey()).publicJwk];
+    await t.gql('mutation($id: ID!) { refreshFederatedSourceKeys(id: $id) { id } }', { id: created.createFederatedSource.id });
+    const context = await rejection(await present(clientId, jwt));
+    assert.match(String(context.assertionRejection), /unknown_kid|bad_signature/);
+  });
+});

@@ -16,6 +16,7 @@ import {
 import type { FederatedSource } from '../model.js';
 import type { Collections } from '../../store/ports.js';
 import { TtlCache } from '../cache.js';
+import { sha256Hex } from '../secrets.js';
 import { DEFAULT_SOURCE_KEY_OPTIONS, SourceKeyCache, isRemoteSource, type KeySet, type SourceKeyOptions } from './source-keys.js';
 import { expectedIssuer } from './fetch-jwks.js';
 import { inSpan } from '../../telemetry/trace.js';
@@ -25,6 +26,8 @@ export const ASSERTION_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384'
 /** Tolerated clock difference for nbf and iat; exp gets none (the contract: in the future). */
 export const CLOCK_SKEW_SECONDS = 30;
 const MAX_ASSERTION_LENGTH = 16_384;
+/** How long a verified signature is remembered (see SourceJwtVerifier.verified). */
+const VERIFIED_TTL_MS = 60_000;
 
 export type AssertionRejectionReason =
   | 'malformed' | 'alg_not_allowed' | 'typ_not_allowed' | 'no_sources' | 'keys_unavailable' | 'unknown_kid' | 'bad_signature'
@@ -77,6 +80,14 @@ const isoDate = (seconds: unknown) => (typeof seconds === 'number' && Number.isF
 export class SourceJwtVerifier {
   /** Source records, briefly cached: the token endpoint reads them on every JWT request. */
   private readonly sources = new TtlCache<FederatedSource | null>(5_000);
+  /**
+   * JWTs whose signature and claims jose verified, by source and the JWT's SHA-256 (never the JWT
+   * itself), for VERIFIED_TTL_MS: a workload sends its one projected token with every exchange.
+   * Used only with the same key set object (a refetch of the keys makes a new one) and the same
+   * issuer and audience; what time changes (exp, iat, the source's maxTokenAgeSeconds) is checked
+   * on every use, and a source that is gone or changed is a miss through `sources`.
+   */
+  private readonly verified = new TtlCache<{ keySet: KeySet; checks: string; payload: JWTPayload }>(VERIFIED_TTL_MS);
   readonly keys: SourceKeyCache;
 
   constructor(
@@ -95,6 +106,7 @@ export class SourceJwtVerifier {
   invalidate(sourceId: string): void {
     this.sources.delete(sourceId);
     this.keys.forget(sourceId);
+    this.verified.clear();
   }
 
   /**
@@ -151,28 +163,15 @@ export class SourceJwtVerifier {
       ...(issuer !== null ? { issuer } : {}),
       audience: source.audience !== null ? source.audience : [...audiences],
     };
+    const cacheKey = `${source.id}:${sha256Hex(jwt)}`;
+    const checks = JSON.stringify([options.issuer ?? null, options.audience]);
+    const seen = this.verified.get(cacheKey);
     let payload: JWTPayload;
-    try {
-      payload = await verifyWithKeySet(jwt, keySet, options);
-    } catch (error) {
-      if (!(error instanceof errors.JWKSNoMatchingKey)) throw translate(error, source, header, options);
-      const kid = header.kid === undefined ? 'no kid' : `kid ${JSON.stringify(header.kid)}`;
-      const refreshed = await this.keys.refreshForUnknownKid(source);
-      if (!refreshed) {
-        throw reject('unknown_kid', isRemoteSource(source)
-          ? `${kid} (${header.alg}) is not among source ${source.slug}'s keys; they were fetched less than a minute ago, so they were not fetched again`
-          : `${kid} (${header.alg}) is not among source ${source.slug}'s keys`);
-      }
-      if (!refreshed.keySet) throw reject('keys_unavailable', `${kid} is unknown and source ${source.slug}'s keys could not be fetched: ${refreshed.problem}`);
-      keySet = refreshed.keySet;
-      try {
-        payload = await verifyWithKeySet(jwt, keySet, options);
-      } catch (retryError) {
-        if (retryError instanceof errors.JWKSNoMatchingKey) {
-          throw reject('unknown_kid', `${kid} (${header.alg}) is not among source ${source.slug}'s keys, even after fetching them again`);
-        }
-        throw translate(retryError, source, header, options);
-      }
+    if (seen && seen.keySet === keySet && seen.checks === checks) {
+      payload = { ...seen.payload };
+    } else {
+      ({ payload, keySet } = await this.verifySignature(jwt, header, source, keySet, options));
+      this.verified.set(cacheKey, { keySet, checks, payload });
     }
     const now = Math.floor(Date.now() / 1000);
     // jose allowed the skew on exp too; the contract wants exp strictly in the future.
@@ -189,6 +188,35 @@ export class SourceJwtVerifier {
       throw reject('missing_sub', 'the JWT has no usable sub claim (a non-empty string of at most 255 characters)');
     }
     return { source, header, claims: payload as VerifiedAssertion['claims'] };
+  }
+
+  /** jose's verification with the source's keys, fetched again once for an unknown kid. */
+  private async verifySignature(
+    jwt: string, header: ProtectedHeaderParameters, source: FederatedSource, keySet: KeySet, options: JWTVerifyOptions,
+  ): Promise<{ payload: JWTPayload; keySet: KeySet }> {
+    const reject = (reason: AssertionRejectionReason, detail: string) => new AssertionRejected(reason, detail, source.slug);
+    try {
+      return { payload: await verifyWithKeySet(jwt, keySet, options), keySet };
+    } catch (error) {
+      if (!(error instanceof errors.JWKSNoMatchingKey)) throw translate(error, source, header, options);
+      const kid = header.kid === undefined ? 'no kid' : `kid ${JSON.stringify(header.kid)}`;
+      const refreshed = await this.keys.refreshForUnknownKid(source);
+      if (!refreshed) {
+        throw reject('unknown_kid', isRemoteSource(source)
+          ? `${kid} (${header.alg}) is not among source ${source.slug}'s keys; they were fetched less than a minute ago, so they were not fetched again`
+          : `${kid} (${header.alg}) is not among source ${source.slug}'s keys`);
+      }
+      if (!refreshed.keySet) throw reject('keys_unavailable', `${kid} is unknown and source ${source.slug}'s keys could not be fetched: ${refreshed.problem}`);
+      const fresh = refreshed.keySet;
+      try {
+        return { payload: await verifyWithKeySet(jwt, fresh, options), keySet: fresh };
+      } catch (retryError) {
+        if (retryError instanceof errors.JWKSNoMatchingKey) {
+          throw reject('unknown_kid', `${kid} (${header.alg}) is not among source ${source.slug}'s keys, even after fetching them again`);
+        }
+        throw translate(retryError, source, header, options);
+      }
+    }
   }
 }
 
