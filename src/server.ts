@@ -65,6 +65,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   // on every emit.)
   const server = http.createServer((request, response) => {
     if (draining) response.shouldKeepAlive = false;
+    responding.set(request.socket, response);
     void handle(request, response);
   });
   server.keepAliveTimeout = 65_000;
@@ -104,12 +105,16 @@ export async function startServer(config: Config, logger: Logger, options: Start
   return { url, services, firstStartToken: printedToken, stop };
 }
 
+/** The response last begun on each socket: a parse error on a socket still answering one must not write into it. */
+const responding = new WeakMap<object, http.ServerResponse>();
+
 /**
  * Requests Node's parser refuses (malformed, header too large) never reach Koa: answer them with
  * the contract's JSON body and an X-Request-Id too, instead of Node's bare 400.
  */
 function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-  if (error.code === 'ECONNRESET' || !socket.writable || (socket as { _httpMessage?: unknown })._httpMessage) {
+  const response = responding.get(socket);
+  if (error.code === 'ECONNRESET' || !socket.writable || (response !== undefined && !response.writableFinished)) {
     socket.destroy();
     return;
   }

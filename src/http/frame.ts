@@ -12,6 +12,7 @@ import { clientAddressResolver } from './client-address.js';
 import type { EventLog } from '../domain/events.js';
 import { rateLimitRefusals } from '../telemetry/metrics.js';
 import { tracedFrame } from '../telemetry/request-span.js';
+import { routeOf } from './routing.js';
 
 export interface FrameOptions {
   logger: Logger;
@@ -55,8 +56,8 @@ function finish(ctx: Context, logger: Logger, metrics: HttpMetrics, method: stri
   const ms = performance.now() - start;
   const status = ctx.response.status;
   // No matched route (404, or 405 on a known path with another method): one label, never the raw path.
-  const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
-  const label = route === undefined ? 'unmatched' : String(route);
+  const route = routeOf(ctx);
+  const label = route ?? 'unmatched';
   metrics.observe(label, method, status, ms / 1000);
   if (status === 429) rateLimitRefusals.inc({ route: label });
   // One access-log line per request, without query strings (they may hold user codes) or headers.

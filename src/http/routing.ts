@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import type { Layer } from '@koa/router';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 
 /** Paths without parameters that both() registered, per router: candidates for the exact-path table. */
 const staticPaths = new WeakMap<Router, Set<string>>();
@@ -91,4 +91,9 @@ export function routes(router: Router): Middleware {
     if (layer.name) fields._matchedRouteName = layer.name;
     return route.handler(ctx, next);
   };
+}
+
+/** The matched route's pattern (@koa/router's documented ctx.routerPath), or undefined when none matched (404, 405). */
+export function routeOf(ctx: Context): string | undefined {
+  return (ctx as unknown as { routerPath?: string }).routerPath;
 }

@@ -5,6 +5,7 @@
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import type { Middleware } from 'koa';
 import { tracer, tracingEnabled } from './trace.js';
+import { routeOf } from '../http/routing.js';
 
 /** `frame` itself when tracing is off; otherwise `frame` run inside the request's span. */
 export function tracedFrame(frame: Middleware): Middleware {
@@ -19,12 +20,12 @@ export function tracedFrame(frame: Middleware): Middleware {
     try {
       await context.with(trace.setSpan(context.active(), span), () => frame(ctx, next));
     } finally {
-      const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
+      const route = routeOf(ctx);
       const grant = ctx.state.grantType as string | undefined;
       const status = ctx.response.status;
-      span.updateName(`${method} ${route === undefined ? 'unmatched' : String(route)}${grant ? ` ${grant}` : ''}`);
+      span.updateName(`${method} ${route ?? 'unmatched'}${grant ? ` ${grant}` : ''}`);
       if (typeof ctx.state.requestId === 'string') span.setAttribute('tessera.request_id', ctx.state.requestId);
-      if (route !== undefined) span.setAttribute('http.route', String(route));
+      if (route !== undefined) span.setAttribute('http.route', route);
       if (grant) span.setAttribute('oauth.grant_type', grant);
       span.setAttribute('http.response.status_code', status);
       if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
