@@ -25,16 +25,8 @@ export interface CreateFederatedSourceInput {
   jwks?: unknown;
 }
 
-/** Absent (undefined) leaves a field as it is; null clears it. */
-export interface UpdateFederatedSourceInput {
-  name?: string | null;
-  issuer?: string | null;
-  audience?: string | null;
-  maxTokenAgeSeconds?: number | null;
-  jwksUrl?: string | null;
-  oidcDiscoveryUrl?: string | null;
-  jwks?: unknown;
-}
+/** Every field but the slug; absent (undefined) leaves a field as it is, null clears it. */
+export type UpdateFederatedSourceInput = { [K in keyof Omit<CreateFederatedSourceInput, 'slug'>]?: CreateFederatedSourceInput[K] | null };
 
 type Jwks = { keys: JWK[] };
 type KeySource = Pick<FederatedSource, 'jwksUrl' | 'oidcDiscoveryUrl' | 'jwks'>;
