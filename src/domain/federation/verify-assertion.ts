@@ -51,34 +51,49 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 /** True when a string looks like a JWT (three base64url parts, a JSON header with alg); used to pick the rule. */
 export function looksLikeJwt(value: string): boolean {
-  return peekJwt(value) !== null;
+  return decoded(value) !== null;
 }
 
 type Peeked = { header: ProtectedHeaderParameters; payload: JWTPayload };
 /**
- * The last few JWTs decoded: one request decodes its JWT in several places (which rule, which
+ * The last few strings decoded: one request decodes its JWT in several places (which rule, which
  * verifier, which source), each a base64url decode and two JSON.parse (5% of a token exchange).
+ * The header and the payload are kept apart: a JSON header with alg makes a JWT for looksLikeJwt
+ * even when the payload does not decode (it is then refused as malformed, not taken for a secret).
  * Frozen, since one decoding is handed to several readers.
  */
-const peeked = new Map<string, Peeked | null>();
-const PEEKED_KEPT = 16;
+const decodings = new Map<string, { header: ProtectedHeaderParameters; payload: JWTPayload | null } | null>();
+const DECODINGS_KEPT = 16;
 
-/** The unverified header and payload of a JWS compact JWT with a JSON header (alg) and payload, or null. */
-export function peekJwt(value: string): Peeked | null {
-  const known = peeked.get(value);
+function decoded(value: string): { header: ProtectedHeaderParameters; payload: JWTPayload | null } | null {
+  const known = decodings.get(value);
   if (known !== undefined) return known;
-  let result: Peeked | null = null;
+  let result: { header: ProtectedHeaderParameters; payload: JWTPayload | null } | null = null;
   if (value.length <= MAX_ASSERTION_LENGTH && COMPACT_JWS.test(value)) {
     try {
       const header = decodeProtectedHeader(value);
-      if (typeof header.alg === 'string') result = Object.freeze({ header: Object.freeze(header), payload: Object.freeze(decodeJwt(value)) });
+      if (typeof header.alg === 'string') {
+        let payload: JWTPayload | null = null;
+        try {
+          payload = Object.freeze(decodeJwt(value));
+        } catch {
+          payload = null;
+        }
+        result = Object.freeze({ header: Object.freeze(header), payload });
+      }
     } catch {
       result = null;
     }
   }
-  if (peeked.size >= PEEKED_KEPT) peeked.delete(peeked.keys().next().value as string);
-  peeked.set(value, result);
+  if (decodings.size >= DECODINGS_KEPT) decodings.delete(decodings.keys().next().value as string);
+  decodings.set(value, result);
   return result;
+}
+
+/** The unverified header and payload, for choosing a path (source or provider); never trusted as is. */
+export function peekJwt(value: string): Peeked | null {
+  const result = decoded(value);
+  return result && result.payload ? { header: result.header, payload: result.payload } : null;
 }
 
 /** How specific a rejection is: when several sources refuse, the most telling reason is reported. */
