@@ -16,6 +16,7 @@ import { createLoaders } from './loaders.js';
 import { formatAdminError } from './errors.js';
 import { buildAdminSchema } from './schema.js';
 import { queryLimits } from './limits.js';
+import { MAX_NESTING, nestsTooDeep } from './nesting.js';
 import { jsonBody } from '../http/json-body.js';
 import { dpopChallenge, parseTokenAuthorization, tokenBindingRefusal, type ResourceRequest } from '../oauth/credentials.js';
 
@@ -104,9 +105,21 @@ export async function createAdminMiddleware(services: Services): Promise<{ middl
     await next();
   };
 
+  // Before Apollo parses: a document nested deeper than MAX_NESTING never reaches the recursive parser.
+  const nesting: Middleware = async (ctx, next) => {
+    const posted = (ctx.request as { body?: unknown }).body;
+    const query = ctx.method === 'GET' ? ctx.query.query : (posted as { query?: unknown } | null | undefined)?.query;
+    if (typeof query === 'string' && nestsTooDeep(query)) {
+      ctx.status = 400;
+      ctx.body = graphqlError(`The document nests deeper than ${MAX_NESTING} levels of braces, parentheses and brackets`, 'QUERY_TOO_DEEP');
+      return;
+    }
+    await next();
+  };
+
   const body = jsonBody(GRAPHQL_BODY_LIMIT);
   return {
-    middleware: async (ctx, next) => guard(ctx, () => body(ctx, () => apolloMiddleware(ctx, next))),
+    middleware: async (ctx, next) => guard(ctx, () => body(ctx, () => nesting(ctx, () => apolloMiddleware(ctx, next)))),
     stop: () => apollo.stop(),
   };
 }
